@@ -1,0 +1,70 @@
+//! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, mirror open,
+//! not draining) and `/metrics` (Prometheus text). No auth, no routing, no proxying.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::proxy::body::{self, Body};
+use crate::server::Handler;
+use crate::state::AppState;
+
+/// The admin listener's handler.
+#[derive(Clone)]
+pub struct AdminHandler {
+    state: Arc<AppState>,
+}
+
+impl AdminHandler {
+    /// A handler over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        AdminHandler { state }
+    }
+}
+
+impl Handler for AdminHandler {
+    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into());
+        }
+        match request.uri().path() {
+            "/healthz" => text(StatusCode::OK, "ok\n".into()),
+            "/readyz" => self.readyz(),
+            "/metrics" => {
+                let mut response = text(StatusCode::OK, self.state.metrics.render());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+                response
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        }
+    }
+}
+
+impl AdminHandler {
+    fn readyz(&self) -> Response<Body> {
+        let state = &self.state;
+        let keys = state.auth.keys().is_ready();
+        let draining = state.is_draining();
+        let status = if state.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let body = format!(
+            "{}\nkeys: {}\nmirror: open ({})\nshutdown: {}\n",
+            if status == StatusCode::OK { "ready" } else { "not ready" },
+            if keys { "loaded" } else { "not loaded" },
+            state.mirror.path(),
+            if draining { "draining" } else { "no" },
+        );
+        text(status, body)
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}

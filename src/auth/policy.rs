@@ -1,0 +1,84 @@
+//! A route's `require` rules judged against a signed-in identity: any one of the listed
+//! organization roles, every listed permission.
+
+use super::claims::Identity;
+use crate::config::Requirements;
+
+/// The rule a request failed, named as in the config (and the 403 body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `require.org_role`.
+    OrgRole,
+    /// `require.permission`.
+    Permission,
+}
+
+impl Rule {
+    /// The config key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::OrgRole => "org_role",
+            Rule::Permission => "permission",
+        }
+    }
+}
+
+/// Checks `require` against the identity's active organization.
+///
+/// # Errors
+/// The first rule that is not met.
+pub fn check(require: &Requirements, identity: &Identity) -> Result<(), Rule> {
+    let org = identity.org.as_ref();
+    if !require.org_roles.is_empty() {
+        let role = org.and_then(|o| o.role.as_deref());
+        if !role.is_some_and(|r| require.org_roles.iter().any(|wanted| wanted == r)) {
+            return Err(Rule::OrgRole);
+        }
+    }
+    let held = org.map_or(&[][..], |o| o.permissions.as_slice());
+    if !require.permissions.iter().all(|wanted| held.contains(wanted)) {
+        return Err(Rule::Permission);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::claims::{ClaimRules, check as check_claims};
+    use serde_json::json;
+
+    fn identity(org: Option<(&str, &[&str])>) -> std::sync::Arc<Identity> {
+        let mut claims = json!({"sub": "user_1", "sid": "sess_1", "exp": 4_000_000_000_i64});
+        if let Some((role, perms)) = org {
+            claims["org_id"] = json!("org_1");
+            claims["org_role"] = json!(role);
+            claims["org_permissions"] = json!(perms);
+        }
+        check_claims(&claims, &ClaimRules::default(), 0).unwrap()
+    }
+
+    fn rules(roles: &[&str], perms: &[&str]) -> Requirements {
+        Requirements {
+            org_roles: roles.iter().map(|s| s.to_string()).collect(),
+            permissions: perms.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn roles_are_any_of() {
+        let admin = identity(Some(("org:admin", &[])));
+        assert_eq!(check(&rules(&["org:owner", "org:admin"], &[]), &admin), Ok(()));
+        assert_eq!(check(&rules(&["org:owner"], &[]), &admin), Err(Rule::OrgRole));
+        assert_eq!(check(&rules(&["org:admin"], &[]), &identity(None)), Err(Rule::OrgRole));
+    }
+
+    #[test]
+    fn permissions_are_all_of() {
+        let member = identity(Some(("org:member", &["org:billing:read", "org:billing:manage"])));
+        assert_eq!(check(&rules(&[], &["org:billing:read", "org:billing:manage"]), &member), Ok(()));
+        assert_eq!(check(&rules(&[], &["org:billing:read", "org:teams:read"]), &member), Err(Rule::Permission));
+        assert_eq!(check(&rules(&[], &["org:billing:read"]), &identity(None)), Err(Rule::Permission));
+        assert_eq!(check(&Requirements::default(), &identity(None)), Ok(()));
+    }
+}

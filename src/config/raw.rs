@@ -1,0 +1,150 @@
+//! gateway.toml as written: serde structs that mirror the file, with unknown keys rejected.
+//! Nothing here is validated beyond types; `super::build` turns these into `Config`.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub clerk: RawClerk,
+    pub webhook: Option<RawWebhook>,
+    #[serde(default)]
+    pub mirror: RawMirror,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `[server]`: the proxy listener and its timeouts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub drain_delay: Option<String>,
+    pub grace_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub tls_handshake_timeout: Option<String>,
+    pub upstream_connect_timeout: Option<String>,
+    pub upstream_timeout: Option<String>,
+    pub max_header_size: Option<Size>,
+}
+
+/// `[admin]`: the health and metrics listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+/// `[clerk]`: the instance, its keys and the claim rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClerk {
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<String>,
+    pub publishable_key: Option<String>,
+    pub publishable_key_file: Option<String>,
+    pub jwt_key: Option<String>,
+    pub jwt_key_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub api_url: Option<String>,
+    pub authorized_parties: Option<Vec<String>>,
+    pub allow_missing_azp: Option<bool>,
+    pub clock_skew: Option<String>,
+    pub sign_in_url: Option<String>,
+    pub api_timeout: Option<String>,
+}
+
+/// `[webhook]`: Clerk's Svix deliveries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub path: Option<String>,
+    pub signing_secret: Option<String>,
+    pub signing_secret_file: Option<String>,
+}
+
+/// `[mirror]`: the SQLite file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMirror {
+    pub path: Option<String>,
+}
+
+/// `[headers]`: renames of the identity headers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub org_id: Option<String>,
+    pub org_role: Option<String>,
+    pub org_slug: Option<String>,
+    pub org_permissions: Option<String>,
+    pub user_email: Option<String>,
+    pub user_metadata: Option<String>,
+    pub user: Option<String>,
+    pub auth_status: Option<String>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: String,
+    pub upstream: String,
+    pub host: Option<String>,
+    pub auth: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub strip_prefix: Option<bool>,
+    pub require: Option<RawRequire>,
+    pub timeout: Option<String>,
+    pub max_body: Option<Size>,
+}
+
+/// A route's `require = { … }` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequire {
+    pub org_role: Option<OneOrMany>,
+    pub permission: Option<OneOrMany>,
+    pub metadata: Option<toml::Table>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A byte size written as an integer or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}

@@ -1,0 +1,169 @@
+//! Errors, and the one place that turns them into answers: `Error` for start-up failures
+//! (with their exit codes) and `Reject` for every response the gateway gives itself.
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::auth::Reason;
+use crate::auth::policy::Rule;
+use crate::config::ConfigError;
+use crate::proxy::body::{self, Body};
+
+/// A failure that stops the gateway from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The mirror database could not be opened or migrated.
+    #[error("mirror database {path}: {message}")]
+    Mirror {
+        /// The database path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Anything else at runtime.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// The process exit code: 1 for bad configuration or input, 2 for runtime failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Tls(_) => 1,
+            Error::Bind { .. } | Error::Mirror { .. } | Error::Runtime(_) => 2,
+        }
+    }
+}
+
+/// An answer the gateway gives instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// The path cannot be normalized without guessing.
+    BadRequest(&'static str),
+    /// No route matches.
+    NotFound,
+    /// A required route without a valid session.
+    Unauthenticated {
+        /// Clerk's reason.
+        reason: Reason,
+        /// Whether the client sent a credential (adds `error="invalid_token"`).
+        token_sent: bool,
+    },
+    /// A browser page load without a session, sent to sign in.
+    SignIn {
+        /// The sign-in URL with `redirect_url`.
+        location: HeaderValue,
+    },
+    /// A `require` rule failed.
+    Forbidden(Rule),
+    /// The request body exceeds the route's `max_body`.
+    PayloadTooLarge,
+    /// The upstream refused or reset the connection.
+    BadGateway,
+    /// The upstream did not answer in time.
+    GatewayTimeout,
+}
+
+impl Reject {
+    /// The status this answer carries.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::NotFound => StatusCode::NOT_FOUND,
+            Reject::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Reject::SignIn { .. } => StatusCode::TEMPORARY_REDIRECT,
+            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::BadGateway => StatusCode::BAD_GATEWAY,
+            Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The JSON body: a fixed error name and at most one detail, never a token or key.
+    fn body(&self) -> String {
+        match self {
+            Reject::BadRequest(reason) => format!(r#"{{"error":"bad_request","reason":"{reason}"}}"#),
+            Reject::NotFound => r#"{"error":"not_found"}"#.into(),
+            Reject::Unauthenticated { reason, .. } => {
+                format!(r#"{{"error":"unauthenticated","reason":"{}"}}"#, reason.as_str())
+            }
+            Reject::SignIn { .. } => String::new(),
+            Reject::Forbidden(rule) => format!(r#"{{"error":"forbidden","rule":"{}"}}"#, rule.as_str()),
+            Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
+            Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
+            Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
+        }
+    }
+
+    /// Builds the response.
+    pub fn into_response(self) -> Response<Body> {
+        let body = self.body();
+        let mut builder =
+            Response::builder().status(self.status()).header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        match &self {
+            Reject::Unauthenticated { token_sent, .. } => {
+                let challenge = if *token_sent { r#"Bearer error="invalid_token""# } else { "Bearer" };
+                builder = builder.header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            Reject::SignIn { location } => builder = builder.header(LOCATION, location.clone()),
+            _ => {}
+        }
+        builder.body(body::full(body)).unwrap_or_else(|_| Response::new(body::empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthenticated_answers_carry_reason_and_challenge() {
+        let with_token = Reject::Unauthenticated { reason: Reason::TokenExpired, token_sent: true }.into_response();
+        assert_eq!(with_token.status(), 401);
+        assert_eq!(with_token.headers()[WWW_AUTHENTICATE], r#"Bearer error="invalid_token""#);
+        let without =
+            Reject::Unauthenticated { reason: Reason::SessionTokenMissing, token_sent: false }.into_response();
+        assert_eq!(without.headers()[WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            Reject::Unauthenticated { reason: Reason::TokenExpired, token_sent: true }.body(),
+            r#"{"error":"unauthenticated","reason":"token-expired"}"#
+        );
+    }
+
+    #[test]
+    fn every_answer_has_its_status() {
+        let cases = [
+            (Reject::BadRequest("invalid-path"), 400),
+            (Reject::NotFound, 404),
+            (Reject::SignIn { location: HeaderValue::from_static("https://x/") }, 307),
+            (Reject::Forbidden(Rule::OrgRole), 403),
+            (Reject::PayloadTooLarge, 413),
+            (Reject::BadGateway, 502),
+            (Reject::GatewayTimeout, 504),
+        ];
+        for (reject, status) in cases {
+            let body = reject.body();
+            assert!(body.is_empty() || serde_json::from_str::<serde_json::Value>(&body).is_ok());
+            assert_eq!(reject.into_response().status(), status);
+        }
+        assert_eq!(Reject::Forbidden(Rule::OrgRole).body(), r#"{"error":"forbidden","rule":"org_role"}"#);
+    }
+}

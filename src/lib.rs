@@ -1,0 +1,140 @@
+//! clerk-gateway: a reverse-proxy auth gateway for Clerk.
+//!
+//! Every request is stripped of client-sent identity headers, routed by `gateway.toml`,
+//! checked against the Clerk instance's session tokens, and forwarded with `X-User-Id` and
+//! friends to the route's upstream.
+//!
+//! # Layout
+//! - `config`: gateway.toml → validated `Config` (env expansion, secrets, routes).
+//! - `server`: accept loop, HTTP/1.1 + HTTP/2, TLS, graceful shutdown.
+//! - `handler`: the proxy request pipeline; `admin`: health, readiness, metrics.
+//! - `router` + `path`: route table and path normalization.
+//! - `auth`: credentials, JWKS, token and claim checks, verified-token cache, policy.
+//! - `proxy`: header surgery, upstream client, streaming bodies, upgrades.
+//! - `mirror`: the SQLite user mirror; `metrics`: Prometheus counters.
+//! - `error`: start-up errors and every answer the gateway gives itself.
+//! - `cli` and `demo`: the commands behind the binary.
+
+pub mod admin;
+pub mod ascii;
+pub mod auth;
+pub mod clerk_keys;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod handler;
+pub mod metrics;
+pub mod mirror;
+pub mod path;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use clock::Clock;
+pub use config::Config;
+pub use error::Error;
+use server::ServeOptions;
+use state::AppState;
+
+/// The two bound listeners a gateway serves.
+pub struct Listeners {
+    /// The proxy listener.
+    pub proxy: TcpListener,
+    /// The admin listener.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in `config`.
+    ///
+    /// # Errors
+    /// `Error::Bind` naming the address.
+    pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+        let bind = |addr| async move { TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source }) };
+        Ok(Listeners { proxy: bind(config.server.listen).await?, admin: bind(config.admin.listen).await? })
+    }
+}
+
+/// Runs the gateway until `shutdown` completes, then drains: readiness turns 503 at once,
+/// the proxy listener keeps accepting for `drain_delay`, then in-flight requests get
+/// `grace_timeout` to finish.
+///
+/// # Errors
+/// `Error` when the state cannot be built (mirror, TLS files, clients).
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let state = AppState::build(&config, clock).await?;
+    let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
+    log_start(&config, &listeners);
+
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_options = ServeOptions {
+        header_read_timeout: config.server.header_read_timeout,
+        max_header_bytes: config.server.max_header_bytes,
+        tls: None,
+        tls_handshake_timeout: config.server.tls_handshake_timeout,
+        grace_timeout: Duration::from_secs(1),
+    };
+    let admin = tokio::spawn(server::serve(
+        listeners.admin,
+        admin_options,
+        admin::AdminHandler::new(state.clone()),
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
+
+    let proxy_options = ServeOptions {
+        header_read_timeout: config.server.header_read_timeout,
+        max_header_bytes: config.server.max_header_bytes,
+        tls,
+        tls_handshake_timeout: config.server.tls_handshake_timeout,
+        grace_timeout: config.server.grace_timeout,
+    };
+    let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
+    server::serve(listeners.proxy, proxy_options, handler::ProxyHandler::new(state), stop).await;
+
+    let _ = admin_stop.send(());
+    let _ = admin.await;
+    keys.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn drain_after(shutdown: impl Future<Output = ()>, state: Arc<AppState>, delay: Duration) {
+    shutdown.await;
+    state.begin_drain();
+    tracing::info!(drain_delay = ?delay, "shutting down: readiness is now 503, still accepting during the drain delay");
+    tokio::time::sleep(delay).await;
+    tracing::info!("no longer accepting; finishing in-flight requests");
+}
+
+fn log_start(config: &Config, listeners: &Listeners) {
+    let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let keys = match &config.clerk.keys {
+        config::KeySource::Pem(_) => "jwt_key (PEM, no network)".to_owned(),
+        config::KeySource::Jwks { url, .. } => format!("JWKS {url}"),
+    };
+    tracing::info!(
+        proxy = %addr(&listeners.proxy),
+        admin = %addr(&listeners.admin),
+        routes = config.routes.len(),
+        keys = %keys,
+        "clerk-gateway listening"
+    );
+}

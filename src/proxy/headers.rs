@@ -1,0 +1,244 @@
+//! Header surgery for forwarding: hop-by-hop removal both ways (RFC 9110 §7.6.1), client
+//! identity headers stripped, verified identity set, `X-Forwarded-*` and `X-Request-Id`.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HOST, TE, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::auth::Identity;
+use crate::config::IdentityHeaderNames;
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+static SIGNED_IN: HeaderValue = HeaderValue::from_static("signed-in");
+static SIGNED_OUT: HeaderValue = HeaderValue::from_static("signed-out");
+static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+static UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// The fixed hop-by-hop set.
+fn hop_by_hop() -> [&'static HeaderName; 9] {
+    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRAILER, TRANSFER_ENCODING};
+    [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ]
+}
+
+/// Removes hop-by-hop headers: every name listed in `Connection`, then the fixed set.
+/// Returns the `Upgrade` value when the message asked for a protocol upgrade.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut upgrade_requested = false;
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| {
+            let token = token.trim();
+            upgrade_requested |= token.eq_ignore_ascii_case("upgrade");
+            HeaderName::from_bytes(token.as_bytes()).ok()
+        })
+        .collect();
+    let upgrade = headers.get(UPGRADE).filter(|_| upgrade_requested).cloned();
+    let wants_trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in listed.iter().chain(hop_by_hop()) {
+        headers.remove(name);
+    }
+    if wants_trailers {
+        headers.insert(TE, TRAILERS.clone());
+    }
+    upgrade
+}
+
+/// Puts back the two headers an upgrade needs after hop-by-hop removal.
+pub fn restore_upgrade(headers: &mut HeaderMap, upgrade: HeaderValue) {
+    headers.insert(CONNECTION, UPGRADE_TOKEN.clone());
+    headers.insert(UPGRADE, upgrade);
+}
+
+/// Removes every identity header name, every copy, whatever its case.
+pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
+    for name in names.all() {
+        headers.remove(name);
+    }
+}
+
+/// Sets the identity headers of a signed-in request.
+pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, identity: &Identity) {
+    let v = &identity.values;
+    headers.insert(names.user_id.clone(), v.user_id.clone());
+    headers.insert(names.session_id.clone(), v.session_id.clone());
+    let optional = [
+        (&names.org_id, &v.org_id),
+        (&names.org_role, &v.org_role),
+        (&names.org_slug, &v.org_slug),
+        (&names.org_permissions, &v.org_permissions),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers.insert(names.auth_status.clone(), SIGNED_IN.clone());
+}
+
+/// Marks a request that goes on without a session.
+pub fn set_signed_out(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
+    headers.insert(names.auth_status.clone(), SIGNED_OUT.clone());
+}
+
+/// What the gateway knows about the connection a request came on.
+pub struct Peer {
+    /// Client address.
+    pub ip: IpAddr,
+    /// Whether that address is a trusted proxy.
+    pub trusted: bool,
+    /// `https` when TLS was terminated here.
+    pub scheme: &'static str,
+}
+
+/// Sets `X-Forwarded-For/Proto/Host`. A trusted peer's values are kept (its client address
+/// appended to the chain); anyone else's are replaced, and their `Forwarded` / `X-Real-IP`
+/// dropped.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
+    let ip = peer.ip.to_canonical().to_string();
+    let chain = if peer.trusted {
+        let previous: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        if previous.is_empty() { ip } else { format!("{}, {ip}", previous.join(", ")) }
+    } else {
+        headers.remove(&FORWARDED);
+        headers.remove(&X_REAL_IP);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+        ip
+    };
+    if let Ok(value) = HeaderValue::try_from(chain) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(peer.scheme));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), value);
+    }
+}
+
+/// The host the client addressed: the `Host` header, or the URI authority (HTTP/2).
+pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    headers.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
+/// `host` without its port, lowercased.
+pub fn host_without_port(host: &str) -> String {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+    };
+    name.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_names_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "websocket"),
+            ("x-keep", "yes"),
+        ]);
+        assert_eq!(remove_hop_by_hop(&mut h), None);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn upgrade_and_te_trailers_survive() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("te", "trailers, gzip")]);
+        let upgrade = remove_hop_by_hop(&mut h).unwrap();
+        assert_eq!(upgrade, "websocket");
+        assert_eq!(h["te"], "trailers");
+        restore_upgrade(&mut h, upgrade);
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_case_and_copy() {
+        let mut h =
+            map(&[("X-User-Id", "evil"), ("x-user-id", "evil2"), ("X-AUTH-STATUS", "signed-in"), ("x-other", "1")]);
+        strip_identity(&mut h, &IdentityHeaderNames::default());
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_peers_are_replaced() {
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-host", "evil"), ("forwarded", "for=1.2.3.4")]);
+        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: false, scheme: "http" };
+        set_forwarded(&mut h, &peer, Some("app.example.com"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn forwarded_headers_from_trusted_peers_are_extended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "public.example.com"),
+        ]);
+        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: true, scheme: "http" };
+        set_forwarded(&mut h, &peer, Some("internal:8080"));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "public.example.com");
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(host_without_port("API.example.com:8080"), "api.example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("[::1]:8080"), "::1");
+    }
+}

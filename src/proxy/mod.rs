@@ -1,0 +1,78 @@
+//! Forwarding: takes a request that has already been authenticated (it receives only the
+//! identity decision's effects on headers), rewrites it for the upstream and streams the
+//! answer back. Never verifies tokens.
+
+pub mod body;
+pub mod forward;
+pub mod headers;
+pub mod upgrade;
+
+use std::time::{Duration, Instant};
+
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use crate::config::Route;
+use crate::error::Reject;
+use body::{Body, RequestBody};
+pub use forward::HttpClient;
+use headers::Peer;
+
+/// Where and how one request is forwarded.
+pub struct Target<'a> {
+    /// The matched route.
+    pub route: &'a Route,
+    /// The normalized path the route was matched on.
+    pub path: &'a str,
+    /// The client's host (for `X-Forwarded-Host` and HTTP/2 → HTTP/1.1 `Host`).
+    pub host: Option<&'a str>,
+    /// The connection the request came on.
+    pub peer: &'a Peer,
+    /// This request's id.
+    pub request_id: HeaderValue,
+}
+
+/// Forwards `request` and returns the upstream's response with the time its head took.
+///
+/// # Errors
+/// A `Reject` for an unusable path, a body over the limit, or an unreachable or slow upstream.
+pub async fn forward(
+    client: &HttpClient,
+    mut request: Request<Incoming>,
+    target: Target<'_>,
+) -> Result<(Response<Body>, Duration), Reject> {
+    let upgrade = headers::remove_hop_by_hop(request.headers_mut());
+    let client_upgrade = match upgrade {
+        Some(protocol) if request.version() == Version::HTTP_11 => {
+            headers::restore_upgrade(request.headers_mut(), protocol);
+            Some(hyper::upgrade::on(&mut request))
+        }
+        _ => None,
+    };
+    let headers = request.headers_mut();
+    headers::set_forwarded(headers, target.peer, target.host);
+    headers.insert(headers::X_REQUEST_ID.clone(), target.request_id);
+    if !headers.contains_key(HOST)
+        && let Some(host) = target.host.and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        headers.insert(HOST, host);
+    }
+    let uri = forward::upstream_uri(&target.route.upstream, target.route, target.path, request.uri().query())?;
+    let (mut parts, incoming) = request.into_parts();
+    parts.uri = uri;
+    let outbound = Request::from_parts(parts, RequestBody::new(incoming, target.route.max_body));
+    let started = Instant::now();
+    let mut response = forward::send(client, outbound, target.route.timeout).await?;
+    let elapsed = started.elapsed();
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            tracing::warn!("upstream switched protocols without being asked to");
+            return Err(Reject::BadGateway);
+        };
+        upgrade::splice(client_upgrade, &mut response);
+    } else {
+        headers::remove_hop_by_hop(response.headers_mut());
+    }
+    Ok((response.map(body::stream), elapsed))
+}

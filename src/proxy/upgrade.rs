@@ -1,0 +1,24 @@
+//! Protocol upgrades (WebSocket and friends) over HTTP/1.1: once the upstream answers 101,
+//! the two upgraded connections are spliced together in a task of their own.
+
+use http::Response;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+/// Joins the client's upgraded connection to the upstream's when both are ready.
+pub fn splice(client: OnUpgrade, upstream_response: &mut Response<Incoming>) {
+    let upstream = hyper::upgrade::on(upstream_response);
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream) {
+            Ok((client, upstream)) => {
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    tracing::debug!(%error, "upgraded connection closed with an error");
+                }
+            }
+            Err(error) => tracing::debug!(%error, "upgrade did not complete"),
+        }
+    });
+}

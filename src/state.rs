@@ -1,0 +1,140 @@
+//! `AppState`: everything a request needs, built once at start-up and shared by `Arc`.
+//! Constructors and small accessors only; behaviour lives in the modules it holds.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use http::HeaderValue;
+use ipnet::IpNet;
+use reqwest::Url;
+
+use crate::auth::jwks::KeyStore;
+use crate::auth::{Authenticator, ClaimRules, Outcome, Reason};
+use crate::clock::Clock;
+use crate::config::{Config, IdentityHeaderNames};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::mirror::Mirror;
+use crate::proxy::{HttpClient, forward};
+use crate::router::RouteTable;
+
+/// Shared state of a running gateway.
+pub struct AppState {
+    /// The route table.
+    pub routes: RouteTable,
+    /// Session verification.
+    pub auth: Authenticator,
+    /// The pooled upstream client.
+    pub client: HttpClient,
+    /// The user mirror.
+    pub mirror: Mirror,
+    /// All metrics.
+    pub metrics: Arc<Metrics>,
+    /// Identity header names.
+    pub headers: IdentityHeaderNames,
+    /// Where browsers go to sign in.
+    pub sign_in_url: Option<Url>,
+    /// `https` when TLS is terminated here, else `http`.
+    pub scheme: &'static str,
+    trusted_proxies: Vec<IpNet>,
+    draining: AtomicBool,
+    request_id_prefix: u64,
+    request_counter: AtomicU64,
+}
+
+impl AppState {
+    /// Builds the state: HTTP clients, key store, mirror, metrics.
+    ///
+    /// # Errors
+    /// `Error` when the mirror cannot be opened or a client cannot be built.
+    pub async fn build(config: &Config, clock: Clock) -> Result<Arc<AppState>, Error> {
+        let route_labels = config
+            .routes
+            .iter()
+            .map(|r| match &r.host {
+                Some(host) => format!("{host}{}", r.path),
+                None => r.path.clone(),
+            })
+            .collect();
+        let metrics = Arc::new(Metrics::new(route_labels, auth_outcome_names()));
+        let api_client = reqwest::Client::builder()
+            .timeout(config.clerk.api_timeout)
+            .connect_timeout(config.clerk.api_timeout)
+            .user_agent(concat!("clerk-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Runtime(format!("HTTP client: {e}")))?;
+        let keys =
+            KeyStore::new(&config.clerk.keys, api_client, clock.clone(), metrics.clone()).map_err(Error::Runtime)?;
+        let rules = ClaimRules {
+            issuer: config.clerk.issuer.clone(),
+            authorized_parties: config.clerk.authorized_parties.clone(),
+            allow_missing_azp: config.clerk.allow_missing_azp,
+            clock_skew: config.clerk.clock_skew,
+        };
+        let suffix = config.clerk.publishable_key.as_ref().map(|pk| pk.cookie_suffix.as_str());
+        let auth = Authenticator::new(Arc::new(keys), rules, suffix, clock, metrics.clone());
+        Ok(Arc::new(AppState {
+            routes: RouteTable::new(config.routes.clone()),
+            auth,
+            client: forward::client(config.server.upstream_connect_timeout).map_err(Error::Runtime)?,
+            mirror: Mirror::open(&config.mirror.path).await?,
+            metrics,
+            headers: config.headers.clone(),
+            sign_in_url: config.clerk.sign_in_url.clone(),
+            scheme: if config.server.tls.is_some() { "https" } else { "http" },
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            draining: AtomicBool::new(false),
+            request_id_prefix: random_u64(),
+            request_counter: AtomicU64::new(0),
+        }))
+    }
+
+    /// Ready to take traffic: keys loaded, mirror open, not draining.
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining() && self.auth.keys().is_ready()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Flips readiness to 503 for good.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// A fresh request id: a per-process random prefix and a counter, as 32 hex digits.
+    pub fn new_request_id(&self) -> HeaderValue {
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{:016x}{n:016x}", self.request_id_prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+
+    /// The metrics index of an authentication outcome.
+    pub fn outcome_index(outcome: &Outcome) -> usize {
+        match outcome {
+            Outcome::SignedIn(_) => 0,
+            Outcome::SignedOut { reason, .. } => reason.index() + 1,
+        }
+    }
+}
+
+/// Metric labels: `signed-in`, then every reason in index order.
+fn auth_outcome_names() -> Vec<&'static str> {
+    std::iter::once("signed-in").chain(Reason::ALL.iter().map(|r| r.as_str())).collect()
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // A fixed prefix only makes ids less unique across processes; it is not a secret.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}

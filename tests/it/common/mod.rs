@@ -1,0 +1,549 @@
+//! Test harness: signing keys from tests/fixtures, a fake JWKS server that counts its hits,
+//! an echo upstream, the real gateway on 127.0.0.1:0 with a manual clock, and HTTP helpers
+//! that send paths exactly as written.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use clerk_gateway::proxy::body::{self, Body};
+use clerk_gateway::server::{self, Handler, ServeOptions};
+use clerk_gateway::{Clock, Config, Error, Listeners};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The gateway's (manual) clock starts here in every in-process test.
+pub const NOW: i64 = 1_800_000_000;
+pub const NOW_MS: i64 = NOW * 1000;
+pub const ISSUER: &str = "https://clerk.example.com";
+pub const APP: &str = "https://app.example.com";
+/// Decodes to Frontend API `clerk.clerk.dev`; cookie suffix `QvfNY2dr`.
+pub const PUBLISHABLE_KEY: &str = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA";
+pub const SUFFIXED_COOKIE: &str = "__session_QvfNY2dr";
+
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An RSA key from the fixtures, with its JWK.
+pub struct TestKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+}
+
+impl TestKey {
+    fn load(file: &str, kid: &str) -> TestKey {
+        use rustls_pki_types::PrivatePkcs1KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let pem = fixture(file);
+        let der = PrivatePkcs1KeyDer::from_pem_slice(pem.as_bytes()).expect("PKCS#1 PEM");
+        let pair = aws_lc_rs::rsa::KeyPair::from_der(der.secret_pkcs1_der()).expect("RSA key");
+        use aws_lc_rs::signature::KeyPair as _;
+        let public = pair.public_key();
+        let jwk = json!({
+            "use": "sig", "kty": "RSA", "kid": kid, "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        });
+        TestKey { kid: kid.into(), encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(), jwk }
+    }
+
+    /// The JWK under another kid.
+    pub fn jwk_as(&self, kid: &str) -> Value {
+        let mut jwk = self.jwk.clone();
+        jwk["kid"] = json!(kid);
+        jwk
+    }
+
+    /// A session token: RS256, `typ` JWT, this key's kid.
+    pub fn token(&self, claims: &Value) -> String {
+        self.token_with_header(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}), claims, Algorithm::RS256)
+    }
+
+    /// A token with an arbitrary header, signed with `alg`.
+    pub fn token_with_header(&self, header: &Value, claims: &Value, alg: Algorithm) -> String {
+        sign_raw(header, claims, &self.encoding, alg)
+    }
+}
+
+/// Signs `header.claims` with `key`; the header is used exactly as given.
+pub fn sign_raw(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
+    let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).expect("sign");
+    format!("{input}.{signature}")
+}
+
+pub fn b64(text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Key A (kid `ins_a`), the one the fake JWKS serves by default.
+pub fn key_a() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::load("rsa_a.pem", "ins_a"))
+}
+
+/// Key B (kid `ins_b`), unknown to the JWKS unless a test adds it.
+pub fn key_b() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::load("rsa_b.pem", "ins_b"))
+}
+
+/// Valid session-token claims at `NOW`.
+pub fn claims() -> Value {
+    json!({
+        "sub": "user_alice", "sid": "sess_1", "iss": ISSUER, "azp": APP,
+        "iat": NOW - 1, "nbf": NOW - 6, "exp": NOW + 59, "v": 2,
+    })
+}
+
+/// `claims()` with `key` set (or removed, for `Value::Null`).
+pub fn claims_with(key: &str, value: Value) -> Value {
+    let mut c = claims();
+    if value.is_null() {
+        c.as_object_mut().unwrap().remove(key);
+    } else {
+        c[key] = value;
+    }
+    c
+}
+
+fn quick_options() -> ServeOptions {
+    ServeOptions {
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 256 * 1024,
+        tls: None,
+        tls_handshake_timeout: Duration::from_secs(5),
+        grace_timeout: Duration::from_secs(1),
+    }
+}
+
+/// Serves `handler` on 127.0.0.1:0 until the returned sender is dropped or fired.
+pub async fn spawn_server<H: Handler>(handler: H) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::serve(listener, quick_options(), handler, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// A port that refuses connections.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------- fake JWKS
+
+#[derive(Clone)]
+struct JwksHandler {
+    state: Arc<JwksState>,
+}
+
+struct JwksState {
+    keys: Mutex<Vec<Value>>,
+    hits: AtomicUsize,
+    status: AtomicU16,
+    seen_headers: Mutex<Vec<HeaderMap>>,
+}
+
+impl Handler for JwksHandler {
+    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+        let s = &self.state;
+        s.hits.fetch_add(1, Ordering::SeqCst);
+        s.seen_headers.lock().unwrap().push(request.headers().clone());
+        let status = s.status.load(Ordering::SeqCst);
+        let body = if status == 200 {
+            json!({"keys": *s.keys.lock().unwrap()}).to_string()
+        } else {
+            json!({"errors": [{"code": "unexpected_error", "message": "down", "long_message": "down"}]}).to_string()
+        };
+        let mut response = Response::new(body::full(body));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        response
+    }
+}
+
+/// A JWKS endpoint that counts requests and can be switched to failing or stopped.
+pub struct FakeJwks {
+    pub addr: SocketAddr,
+    state: Arc<JwksState>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl FakeJwks {
+    pub async fn start(keys: Vec<Value>) -> FakeJwks {
+        let state = Arc::new(JwksState {
+            keys: Mutex::new(keys),
+            hits: AtomicUsize::new(0),
+            status: AtomicU16::new(200),
+            seen_headers: Mutex::new(Vec::new()),
+        });
+        let (addr, stop) = spawn_server(JwksHandler { state: state.clone() }).await;
+        FakeJwks { addr, state, stop: Some(stop) }
+    }
+
+    /// Serving key A only.
+    pub async fn with_key_a() -> FakeJwks {
+        Self::start(vec![key_a().jwk.clone()]).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v1/jwks", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn set_keys(&self, keys: Vec<Value>) {
+        *self.state.keys.lock().unwrap() = keys;
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn last_headers(&self) -> HeaderMap {
+        self.state.seen_headers.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+
+    /// Closes the listener: connections are refused from now on.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- echo upstream
+
+/// Echoes method, path, headers and body length as JSON. Special paths: `.../slow?ms=N`
+/// waits first; `.../hop` answers with hop-by-hop headers; `Upgrade` requests get 101 and
+/// an echoing connection.
+#[derive(Clone, Default)]
+pub struct Echo;
+
+impl Handler for Echo {
+    async fn call(&self, _peer: SocketAddr, mut request: Request<Incoming>) -> Response<Body> {
+        if request.headers().contains_key("upgrade") {
+            return upgrade_echo(&mut request);
+        }
+        let path = request.uri().path_and_query().map_or("/".to_owned(), |pq| pq.to_string());
+        if path.contains("/slow") {
+            let ms = path.split("ms=").nth(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in request.headers() {
+            headers.entry(name.to_string()).or_default().push(String::from_utf8_lossy(value.as_bytes()).into());
+        }
+        let method = request.method().to_string();
+        let version = format!("{:?}", request.version());
+        let body_len = match request.into_body().collect().await {
+            Ok(collected) => collected.to_bytes().len() as i64,
+            Err(_) => -1,
+        };
+        let echo =
+            json!({"method": method, "path": path, "version": version, "headers": headers, "body_len": body_len});
+        let mut response = Response::new(body::full(echo.to_string()));
+        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        if path.contains("/hop") {
+            let h = response.headers_mut();
+            h.insert("connection", "x-up-secret".parse().unwrap());
+            h.insert("x-up-secret", "1".parse().unwrap());
+            h.insert("keep-alive", "timeout=5".parse().unwrap());
+            h.insert("proxy-authenticate", "Basic".parse().unwrap());
+            h.insert("x-up-visible", "1".parse().unwrap());
+        }
+        response
+    }
+}
+
+fn upgrade_echo(request: &mut Request<Incoming>) -> Response<Body> {
+    let user = request.headers().get("x-user-id").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+    let upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = upgrade.await {
+            let mut io = TokioIo::new(upgraded);
+            let _ = io.write_all(format!("hello {user}\n").as_bytes()).await;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(body::empty())
+        .unwrap()
+}
+
+pub async fn spawn_upstream() -> SocketAddr {
+    let (addr, stop) = spawn_server(Echo).await;
+    std::mem::forget(stop);
+    addr
+}
+
+// ---------------------------------------------------------------- the gateway
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub clock: Clock,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), Error>>>,
+}
+
+impl TestGateway {
+    /// Starts the gateway on `toml` with a manual clock at `NOW_MS`, and waits until ready.
+    pub async fn start(toml: &str) -> TestGateway {
+        let gw = Self::start_unready(toml).await;
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Starts the gateway without waiting for readiness.
+    pub async fn start_unready(toml: &str) -> TestGateway {
+        let config = Config::from_toml(toml, &|_| None).unwrap_or_else(|e| panic!("test config: {e}"));
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (proxy.local_addr().unwrap(), admin.local_addr().unwrap());
+        let clock = Clock::manual(NOW_MS);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(clerk_gateway::run(config, Listeners { proxy, admin }, clock.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestGateway { addr, admin: admin_addr, clock, stop: Some(stop), handle: Some(handle) }
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..400 {
+            if self.admin_get("/readyz").await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway not ready after 10 s");
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        send(self.admin, get_request(path, &[])).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        String::from_utf8_lossy(&self.admin_get("/metrics").await.body).into_owned()
+    }
+
+    /// The value of one metric line (exact series name with labels).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        send(self.addr, get_request(path, headers)).await
+    }
+
+    /// GET with a Bearer token.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        self.get(path, &[("authorization", &format!("Bearer {token}"))]).await
+    }
+
+    /// Fires the shutdown future; returns once `run` has returned.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub async fn stopped(&mut self) -> Result<(), Error> {
+        self.handle.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
+    }
+}
+
+/// The standard test config: fake JWKS, issuer and azp checks, one upstream for all routes.
+pub fn standard_config(jwks: &FakeJwks, upstream: SocketAddr) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+drain_delay = "0s"
+grace_timeout = "5s"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[clerk]
+jwks_url = "{jwks}"
+publishable_key = "{PUBLISHABLE_KEY}"
+issuer = "{ISSUER}"
+authorized_parties = ["{APP}"]
+sign_in_url = "https://accounts.example.com/sign-in"
+
+[mirror]
+path = ":memory:"
+
+[[route]]
+path = "/api/"
+upstream = "http://{upstream}"
+
+[[route]]
+path = "/admin/"
+upstream = "http://{upstream}"
+require = {{ org_role = ["org:admin", "org:owner"] }}
+
+[[route]]
+path = "/billing/"
+upstream = "http://{upstream}"
+require = {{ permission = ["org:billing:manage"] }}
+
+[[route]]
+path = "/optional/"
+upstream = "http://{upstream}"
+auth = "optional"
+
+[[route]]
+path = "/public/"
+upstream = "http://{upstream}"
+auth = "public"
+
+[[route]]
+path = "/slow/"
+upstream = "http://{upstream}"
+auth = "public"
+timeout = "300ms"
+
+[[route]]
+path = "/upload/"
+upstream = "http://{upstream}"
+auth = "public"
+max_body = 1024
+
+[[route]]
+path = "/stripped/"
+upstream = "http://{upstream}/base"
+auth = "public"
+strip_prefix = true
+
+[[route]]
+path = "/posts/"
+methods = ["POST"]
+upstream = "http://{upstream}"
+auth = "public"
+"#,
+        jwks = jwks.url()
+    )
+}
+
+/// Fake JWKS with key A, an echo upstream and the gateway on the standard config.
+pub async fn standard() -> (TestGateway, FakeJwks) {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let gw = TestGateway::start(&standard_config(&jwks, upstream)).await;
+    (gw, jwks)
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// A response, fully read.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The `reason` of a 401 body.
+    pub fn reason(&self) -> String {
+        self.json()["reason"].as_str().unwrap_or("").to_owned()
+    }
+
+    /// What the echo upstream saw for `header` (all values joined by `|`), if anything.
+    pub fn seen(&self, header: &str) -> Option<String> {
+        let values = self.json()["headers"][header.to_ascii_lowercase()].as_array()?.clone();
+        Some(values.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|"))
+    }
+
+    /// The path the echo upstream saw.
+    pub fn seen_path(&self) -> String {
+        self.json()["path"].as_str().unwrap_or("").to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn get_request(path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut builder = Request::get(path).header("host", "gateway.test");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::new())).unwrap()
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends `request` to `addr` (the URI's path is used exactly as written).
+pub async fn send(addr: SocketAddr, mut request: Request<Full<Bytes>>) -> Reply {
+    let pq = request.uri().path_and_query().map_or("/".to_owned(), |pq| pq.to_string());
+    *request.uri_mut() = format!("http://{addr}{pq}").parse().unwrap();
+    let response = client().request(request).await.expect("request failed");
+    let (parts, incoming) = response.into_parts();
+    let body = incoming.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+}
+
+/// Writes raw bytes and reads until the server closes or `Connection: close` completes.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}

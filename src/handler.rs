@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{ACCEPT, CONTENT_LENGTH};
+use http::header::{ACCEPT, CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
@@ -83,6 +83,9 @@ async fn process(
     trace: &mut Trace,
 ) -> Result<Response<Body>, Reject> {
     headers::strip_identity(request.headers_mut(), &state.headers);
+    if request.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err(Reject::BadRequest("duplicate-host"));
+    }
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
     trace.path.clone_from(&path);
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);

@@ -1,5 +1,9 @@
 //! Integration tests: the real gateway on 127.0.0.1:0 against fake Clerk servers and an
 //! echo upstream, all on loopback. One binary, so the crate links once.
 
+mod cli;
 mod common;
+mod jwks;
+mod proxy;
+mod shutdown;
 mod tokens;

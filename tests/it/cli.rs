@@ -1,0 +1,267 @@
+//! The binary itself: `check` on good and bad configs, the shipped example, `run` failures,
+//! `demo`, and SIGTERM while a slow request is in flight.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clerk-gateway");
+
+fn gateway(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("GATEWAY_CONFIG").env("RUST_LOG", "info");
+    for var in ["CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "CLERK_JWT_KEY", "CLERK_WEBHOOK_SIGNING_SECRET"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn check_text(toml: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    gateway(&["check", "-c", path.to_str().unwrap()]).output().unwrap()
+}
+
+const GOOD: &str = r#"
+[clerk]
+publishable_key = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA"
+[[route]]
+path = "/api/"
+upstream = "http://127.0.0.1:8000"
+require = { org_role = "org:admin" }
+"#;
+
+#[test]
+fn check_prints_the_resolved_routes() {
+    let out = check_text(GOOD);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("keys       JWKS https://clerk.clerk.dev/.well-known/jwks.json"), "{stdout}");
+    assert!(stdout.contains("issuer     https://clerk.clerk.dev"));
+    let row = stdout.lines().find(|l| l.starts_with("0 ")).unwrap();
+    for cell in ["/api/", "required", "org_role=org:admin", "http://127.0.0.1:8000"] {
+        assert!(row.contains(cell), "{row}");
+    }
+}
+
+#[test]
+fn check_names_the_key_of_every_mistake() {
+    let route = "[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\n";
+    let keyed = "[clerk]\njwks_url = \"http://127.0.0.1:1/jwks\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{keyed}[server]\nlistn = \"0.0.0.0:80\"\n{route}"), "server.listn: unknown field `listn`"),
+        (format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"127.0.0.1:8000\"\n"), "route[0].upstream: relative URL"),
+        (
+            format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nauth = \"maybe\"\n"),
+            "route[0].auth: expected required, optional or public",
+        ),
+        (format!("{keyed}[[route]]\npath = \"/\"\n"), "route[0]: missing field `upstream`"),
+        (format!("{keyed}[[route]]\npath = \"api\"\nupstream = \"http://x\"\n"), "route[0].path:"),
+        (format!("{keyed}[[route]]\npath = \"/a/../b\"\nupstream = \"http://x\"\n"), "route[0].path:"),
+        (format!("{keyed}[server]\ndrain_delay = \"5 seconds\"\n{route}"), "server.drain_delay: expected a duration"),
+        (format!("{keyed}[server]\nlisten = \"8080\"\n{route}"), "server.listen: expected ip:port"),
+        (format!("{keyed}[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{route}"), "server.trusted_proxies[0]:"),
+        (
+            format!("[clerk]\nsecret_key = \"${{MISSING_SECRET}}\"\n{route}"),
+            "clerk.secret_key: environment variable MISSING_SECRET is not set",
+        ),
+        (format!("[clerk]\nsecret_key = \"not-a-key\"\n{route}"), "clerk.secret_key: expected a Clerk secret key"),
+        (format!("[clerk]\npublishable_key = \"pk_test_bm9wZQ\"\n{route}"), "clerk.publishable_key:"),
+        (format!("[clerk]\njwt_key = \"not a pem\"\n{route}"), "clerk.jwt_key: expected a PEM RSA public key"),
+        (
+            format!("[clerk]\nsecret_key = \"sk_test_a\"\nsecret_key_file = \"/x\"\n{route}"),
+            "clerk.secret_key: set secret_key or secret_key_file, not both",
+        ),
+        (
+            format!("[clerk]\nsecret_key_file = \"/nonexistent/secret\"\n{route}"),
+            "clerk.secret_key_file: cannot read /nonexistent/secret",
+        ),
+        (route.to_owned(), "clerk: no way to verify tokens"),
+        (
+            format!("{keyed}authorized_parties = [\"https://app.example.com/\"]\n{route}"),
+            "clerk.authorized_parties[0]: an origin has no path or trailing slash",
+        ),
+        (
+            format!("{keyed}[webhook]\nsigning_secret = \"nope!\"\n{route}"),
+            "webhook.signing_secret: expected a Svix signing secret",
+        ),
+        (format!("{keyed}[headers]\nuser_id = \"Cookie\"\n{route}"), "headers.user_id: cookie is reserved"),
+        (
+            format!(
+                "{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nauth = \"public\"\nrequire = {{ org_role = [\"org:admin\"] }}\n"
+            ),
+            "route[0].require: rules need auth = \"required\"",
+        ),
+        (
+            format!(
+                "{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nrequire = {{ permission = [\"billing\"] }}\n"
+            ),
+            "route[0].require.permission[0]:",
+        ),
+        (
+            format!(
+                "{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nrequire = {{ metadata = {{ plan = \"pro\" }} }}\n"
+            ),
+            "route[0].require.metadata:",
+        ),
+        (format!("{keyed}{route}{route}"), "route[1]: matches the same requests as route[0]"),
+        (format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"ftp://x\"\n"), "route[0].upstream: unsupported scheme"),
+        ("[clerk\n".to_owned(), "TOML syntax error at line 1"),
+    ];
+    for (toml, expected) in cases {
+        let out = check_text(&toml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{expected}: {stderr}");
+        assert!(stderr.contains(expected), "expected {expected:?} in {stderr:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
+        assert!(!stderr.contains("sk_test_a\""), "secrets are never echoed");
+    }
+}
+
+#[test]
+fn the_example_config_passes_check() {
+    let example = format!("{}/gateway.toml.example", env!("CARGO_MANIFEST_DIR"));
+    let out = gateway(&["check", "-c", &example])
+        .env("CLERK_SECRET_KEY", "sk_test_example")
+        .env("CLERK_PUBLISHABLE_KEY", PUBLISHABLE_KEY)
+        .env("CLERK_WEBHOOK_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let without_env = gateway(&["check", "-c", &example]).output().unwrap();
+    assert_eq!(without_env.status.code(), Some(1));
+}
+
+#[test]
+fn the_config_path_comes_from_the_flag_the_environment_or_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), GOOD).unwrap();
+    let out = gateway(&["check"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out =
+        gateway(&["check"]).current_dir("/").env("GATEWAY_CONFIG", dir.path().join("gateway.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = gateway(&["run", "-c", "/nonexistent/gateway.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml: cannot read"));
+}
+
+#[test]
+fn a_busy_port_is_a_runtime_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let toml = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{GOOD}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = gateway(&["run", "-c", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
+}
+
+/// Reads the child's output lines until one satisfies `done`, with a deadline.
+fn read_until(reader: &mut impl BufRead, done: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let finished = done(&line);
+        lines.push(line);
+        if finished {
+            return lines;
+        }
+    }
+    panic!("output ended without the expected line:\n{}", lines.concat());
+}
+
+fn sigterm(child: &Child) {
+    // The shell's builtin kill: present wherever sh is, unlike /usr/bin/kill.
+    let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", child.id())]).status().unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("the process did not exit after SIGTERM");
+}
+
+#[tokio::test]
+async fn demo_serves_and_its_printed_token_is_accepted() {
+    let mut child =
+        gateway(&["demo", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let lines = tokio::task::spawn_blocking(move || read_until(&mut stdout, |l| l.starts_with("Serving until Ctrl-C")))
+        .await
+        .unwrap();
+    let text = lines.concat();
+    let addr: SocketAddr = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("gateway   http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no gateway address in:\n{text}"));
+    let token = text.lines().find_map(|l| l.trim_start().strip_prefix("TOKEN=")).unwrap().trim().to_owned();
+    assert!(text.contains("-> 200  upstream saw x-user-id: user_demo"), "{text}");
+    assert!(text.contains("-> 401  {\"error\":\"unauthenticated\",\"reason\":\"token-expired\"}"), "{text}");
+    assert!(text.contains("spoofed X-User-Id, no token") && text.contains("x-user-id: (none)"), "{text}");
+
+    let reply = send(addr, get_request("/api/hello", &[("authorization", &format!("Bearer {token}"))])).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["headers"]["x-user-id"], "user_demo");
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish() {
+    let upstream = spawn_upstream().await;
+    let pem = format!("{}/tests/fixtures/rsa_a.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("g.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\ngrace_timeout = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [clerk]\njwt_key_file = \"{pem}\"\n[mirror]\npath = \"{}\"\n\
+             [[route]]\npath = \"/\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n",
+            dir.path().join("m.db").display()
+        ),
+    )
+    .unwrap();
+    let mut child = gateway(&["--log-format", "json", "run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let lines = tokio::task::spawn_blocking(move || {
+        let lines = read_until(&mut stderr, |l| l.contains("clerk-gateway listening"));
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        lines
+    })
+    .await
+    .unwrap();
+    let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let addr: SocketAddr = started["fields"]["proxy"].as_str().unwrap().parse().unwrap();
+
+    let slow = tokio::spawn(async move { send(addr, get_request("/slow?ms=1500", &[])).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request completed");
+    assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap(), Some(0));
+}

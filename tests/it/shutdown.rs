@@ -1,0 +1,34 @@
+//! Draining in process: readiness flips at once, the listener keeps accepting through the
+//! drain delay, and in-flight requests finish before `run` returns.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn shutdown_drains_then_finishes_in_flight_requests() {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let config = standard_config(&jwks, upstream).replace("drain_delay = \"0s\"", "drain_delay = \"2s\"")
+        + &format!("\n[[route]]\npath = \"/slowly/\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n");
+    let mut gw = TestGateway::start(&config).await;
+    let addr = gw.addr;
+    let slow = tokio::spawn(async move { send(addr, get_request("/slowly/slow?ms=1500", &[])).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    gw.trigger_shutdown();
+    let mut flipped = false;
+    for _ in 0..100 {
+        if gw.admin_get("/readyz").await.status == 503 {
+            flipped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(flipped, "readiness turned 503");
+    assert!(String::from_utf8_lossy(&gw.admin_get("/readyz").await.body).contains("shutdown: draining"));
+    assert_eq!(gw.get("/public/x", &[]).await.status, 200, "new requests are still served while draining");
+    assert_eq!(slow.await.unwrap().status, 200, "the in-flight request completed");
+    gw.stopped().await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}

@@ -226,27 +226,15 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
     assert_eq!(wait_exit(&mut child), Some(0));
 }
 
-#[tokio::test]
-async fn sigterm_lets_a_slow_request_finish() {
-    let upstream = spawn_upstream().await;
-    let pem = format!("{}/tests/fixtures/rsa_a.pub.pem", env!("CARGO_MANIFEST_DIR"));
+/// Starts `clerk-gateway run` on `config` (which listens on 127.0.0.1:0) and returns the
+/// child with the proxy address it logged.
+async fn run_binary(config: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("g.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\ngrace_timeout = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [clerk]\njwt_key_file = \"{pem}\"\n[mirror]\npath = \"{}\"\n\
-             [[route]]\npath = \"/\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n",
-            dir.path().join("m.db").display()
-        ),
-    )
-    .unwrap();
-    let mut child = gateway(&["--log-format", "json", "run", "-c", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let path = dir.path().join("g.toml");
+    std::fs::write(&path, config.replace("${DIR}", &dir.path().display().to_string())).unwrap();
+    let mut cmd = gateway(&["--log-format", "json", "run", "-c", path.to_str().unwrap()]);
+    cmd.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let lines = tokio::task::spawn_blocking(move || {
         let lines = read_until(&mut stderr, |l| l.contains("clerk-gateway listening"));
@@ -256,12 +244,59 @@ async fn sigterm_lets_a_slow_request_finish() {
     .await
     .unwrap();
     let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    let addr: SocketAddr = started["fields"]["proxy"].as_str().unwrap().parse().unwrap();
+    let addr = started["fields"]["proxy"].as_str().unwrap().parse().unwrap();
+    (child, addr, dir)
+}
 
+fn public_config(upstream: &str) -> String {
+    let pem = format!("{}/tests/fixtures/rsa_a.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\ngrace_timeout = \"10s\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n[clerk]\njwt_key_file = \"{pem}\"\n[mirror]\npath = \"${{DIR}}/m.db\"\n\
+         [[route]]\npath = \"/\"\nupstream = \"{upstream}\"\nauth = \"public\"\n"
+    )
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish() {
+    let upstream = spawn_upstream().await;
+    let (child, addr, _dir) = run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
+    let mut child = child;
     let slow = tokio::spawn(async move { send(addr, get_request("/slow?ms=1500", &[])).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     sigterm(&child);
     let reply = slow.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed");
     assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_platform_roots() {
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let files =
+        clerk_gateway::config::TlsFiles { cert: format!("{dir}/tls.crt").into(), key: format!("{dir}/tls.key").into() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let options = clerk_gateway::server::ServeOptions {
+        header_read_timeout: Duration::from_secs(5),
+        max_header_bytes: 65536,
+        tls: Some(clerk_gateway::tls::acceptor(&files).unwrap()),
+        tls_handshake_timeout: Duration::from_secs(5),
+        grace_timeout: Duration::from_secs(1),
+    };
+    tokio::spawn(clerk_gateway::server::serve(listener, options, Echo, std::future::pending::<()>()));
+    let config = public_config(&format!("https://{upstream}"));
+
+    let ca = format!("{dir}/tls_ca.crt");
+    let (mut trusting, addr, _d1) = run_binary(&config, &[("SSL_CERT_FILE", &ca)]).await;
+    let reply = send(addr, get_request("/over-tls", &[])).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.seen_path(), "/over-tls");
+    sigterm(&trusting);
+    wait_exit(&mut trusting);
+
+    let (mut strict, addr, _d2) = run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;
+    assert_eq!(send(addr, get_request("/over-tls", &[])).await.status, 502, "an untrusted certificate is refused");
+    sigterm(&strict);
+    wait_exit(&mut strict);
 }

@@ -83,6 +83,8 @@ async fn process(
     trace: &mut Trace,
 ) -> Result<Response<Body>, Reject> {
     headers::strip_identity(request.headers_mut(), &state.headers);
+    // Before anything is added: a client must not be able to name our headers in Connection.
+    let upgrade = headers::remove_hop_by_hop(request.headers_mut());
     if request.headers().get_all(HOST).iter().nth(1).is_some() {
         return Err(Reject::BadRequest("duplicate-host"));
     }
@@ -94,7 +96,7 @@ async fn process(
     trace.route = Some(route.index);
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, trace).await?;
-    let target = Target { route, path: &path, host: host.as_deref(), peer, request_id };
+    let target = Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade };
     let (response, elapsed) = proxy::forward(&state.client, request, target).await?;
     state.metrics.upstream_latency(route.index, elapsed);
     Ok(response)
@@ -112,7 +114,7 @@ async fn authorize(
         return Ok(());
     }
     let outcome = state.auth.authenticate(request.headers()).await;
-    state.metrics.auth_outcome(AppState::outcome_index(&outcome));
+    state.metrics.auth_outcome(outcome.metric_index());
     match outcome {
         Outcome::SignedIn(identity) => {
             trace.auth = "signed-in";

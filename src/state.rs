@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use reqwest::Url;
 
 use crate::auth::jwks::KeyStore;
-use crate::auth::{Authenticator, ClaimRules, Outcome, Reason};
+use crate::auth::{Authenticator, ClaimRules, Outcome};
 use crate::clock::Clock;
 use crate::config::{Config, IdentityHeaderNames};
 use crate::error::Error;
@@ -57,7 +57,7 @@ impl AppState {
                 None => r.path.clone(),
             })
             .collect();
-        let metrics = Arc::new(Metrics::new(route_labels, auth_outcome_names()));
+        let metrics = Arc::new(Metrics::new(route_labels, Outcome::metric_names()));
         let api_client = reqwest::Client::builder()
             .timeout(config.clerk.api_timeout)
             .connect_timeout(config.clerk.api_timeout)
@@ -117,19 +117,6 @@ impl AppState {
         HeaderValue::try_from(format!("{:016x}{n:016x}", self.request_id_prefix))
             .unwrap_or_else(|_| HeaderValue::from_static("0"))
     }
-
-    /// The metrics index of an authentication outcome.
-    pub fn outcome_index(outcome: &Outcome) -> usize {
-        match outcome {
-            Outcome::SignedIn(_) => 0,
-            Outcome::SignedOut { reason, .. } => reason.index() + 1,
-        }
-    }
-}
-
-/// Metric labels: `signed-in`, then every reason in index order.
-fn auth_outcome_names() -> Vec<&'static str> {
-    std::iter::once("signed-in").chain(Reason::ALL.iter().map(|r| r.as_str())).collect()
 }
 
 fn random_u64() -> u64 {

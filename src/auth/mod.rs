@@ -40,6 +40,21 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Metric labels of every outcome: `signed-in`, then each reason in index order.
+    pub fn metric_names() -> Vec<&'static str> {
+        std::iter::once("signed-in").chain(Reason::ALL.iter().map(|r| r.as_str())).collect()
+    }
+
+    /// This outcome's position in `metric_names`.
+    pub fn metric_index(&self) -> usize {
+        match self {
+            Outcome::SignedIn(_) => 0,
+            Outcome::SignedOut { reason, .. } => reason.index() + 1,
+        }
+    }
+}
+
 /// Verifies session tokens for one Clerk instance.
 pub struct Authenticator {
     keys: Arc<KeyStore>,

@@ -31,9 +31,12 @@ pub struct Target<'a> {
     pub peer: &'a Peer,
     /// This request's id.
     pub request_id: HeaderValue,
+    /// The `Upgrade` protocol the client asked for, from `headers::remove_hop_by_hop`.
+    pub upgrade: Option<HeaderValue>,
 }
 
-/// Forwards `request` and returns the upstream's response with the time its head took.
+/// Forwards `request`, whose hop-by-hop headers are already gone, and returns the
+/// upstream's response with the time its head took.
 ///
 /// # Errors
 /// A `Reject` for an unusable path, a body over the limit, or an unreachable or slow upstream.
@@ -42,8 +45,7 @@ pub async fn forward(
     mut request: Request<Incoming>,
     target: Target<'_>,
 ) -> Result<(Response<Body>, Duration), Reject> {
-    let upgrade = headers::remove_hop_by_hop(request.headers_mut());
-    let client_upgrade = match upgrade {
+    let client_upgrade = match target.upgrade {
         Some(protocol) if request.version() == Version::HTTP_11 => {
             headers::restore_upgrade(request.headers_mut(), protocol);
             Some(hyper::upgrade::on(&mut request))

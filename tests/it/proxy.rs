@@ -190,6 +190,24 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
 }
 
 #[tokio::test]
+async fn connection_cannot_remove_the_headers_the_gateway_sets() {
+    let (gw, _jwks) = standard().await;
+    let token = key_a().token(&claims());
+    let reply = gw
+        .get(
+            "/api/x",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("connection", "X-User-Id, X-Auth-Status, X-Forwarded-For"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.seen("x-user-id").as_deref(), Some("user_alice"));
+    assert_eq!(reply.seen("x-auth-status").as_deref(), Some("signed-in"));
+    assert_eq!(reply.seen("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test]
 async fn forwarded_headers_are_set_and_client_values_replaced() {
     let (gw, _jwks) = standard().await;
     let reply = gw

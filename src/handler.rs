@@ -17,28 +17,29 @@ use crate::error::Reject;
 use crate::path;
 use crate::proxy::body::Body;
 use crate::proxy::headers::{self, Peer, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
-use crate::proxy::{self, Target};
+use crate::proxy::{self, HttpClient, Target};
 use crate::server::Handler;
 use crate::state::AppState;
 
 static SEC_FETCH_DEST: http::HeaderName = http::HeaderName::from_static("sec-fetch-dest");
 
-/// The proxy listener's handler.
+/// The proxy listener's handler: shared state plus this worker's upstream client.
 #[derive(Clone)]
 pub struct ProxyHandler {
     state: Arc<AppState>,
+    client: HttpClient,
 }
 
 impl ProxyHandler {
-    /// A handler over `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
-        ProxyHandler { state }
+    /// A handler over `state` forwarding through `client`.
+    pub fn new(state: Arc<AppState>, client: HttpClient) -> Self {
+        ProxyHandler { state, client }
     }
 }
 
 impl Handler for ProxyHandler {
-    fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send {
-        handle(self.state.clone(), peer, request)
+    async fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+        handle(&self.state, &self.client, peer, request).await
     }
 }
 
@@ -50,14 +51,20 @@ struct Trace {
     path: String,
 }
 
-async fn handle(state: Arc<AppState>, peer_addr: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    state: &AppState,
+    client: &HttpClient,
+    peer_addr: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let peer = Peer { ip: peer_addr.ip(), trusted: state.is_trusted(peer_addr.ip()), scheme: state.scheme };
-    let request_id = request_id(&state, &peer, request.headers());
+    let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
     let mut trace = Trace { auth: "-", ..Trace::default() };
-    let mut response =
-        process(&state, &peer, request, request_id.clone(), &mut trace).await.unwrap_or_else(Reject::into_response);
+    let mut response = process(state, client, &peer, request, request_id.clone(), &mut trace)
+        .await
+        .unwrap_or_else(Reject::into_response);
     response.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
     let status = response.status().as_u16();
     state.metrics.request(trace.route, status);
@@ -77,6 +84,7 @@ async fn handle(state: Arc<AppState>, peer_addr: SocketAddr, request: Request<In
 
 async fn process(
     state: &AppState,
+    client: &HttpClient,
     peer: &Peer,
     mut request: Request<Incoming>,
     request_id: HeaderValue,
@@ -97,7 +105,7 @@ async fn process(
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, trace).await?;
     let target = Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade };
-    let (response, elapsed) = proxy::forward(&state.client, request, target).await?;
+    let (response, elapsed) = proxy::forward(client, request, target).await?;
     state.metrics.upstream_latency(route.index, elapsed);
     Ok(response)
 }

@@ -107,7 +107,10 @@ pub async fn run(
         grace_timeout: config.server.grace_timeout,
     };
     let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
-    server::serve(listeners.proxy, proxy_options, handler::ProxyHandler::new(state), stop).await;
+    let workers = config.server.workers;
+    let clients = (0..workers).map(|_| state.upstream_client()).collect::<Result<Vec<_>, _>>()?;
+    let make_handler = move |i: usize| handler::ProxyHandler::new(state.clone(), clients[i].clone());
+    server::serve_on_workers(listeners.proxy, proxy_options, workers, make_handler, stop).await;
 
     let _ = admin_stop.send(());
     let _ = admin.await;
@@ -134,6 +137,7 @@ fn log_start(config: &Config, listeners: &Listeners) {
         proxy = %addr(&listeners.proxy),
         admin = %addr(&listeners.admin),
         routes = config.routes.len(),
+        workers = config.server.workers,
         keys = %keys,
         "clerk-gateway listening"
     );

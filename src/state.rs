@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::HeaderValue;
 use ipnet::IpNet;
@@ -25,8 +26,6 @@ pub struct AppState {
     pub routes: RouteTable,
     /// Session verification.
     pub auth: Authenticator,
-    /// The pooled upstream client.
-    pub client: HttpClient,
     /// The user mirror.
     pub mirror: Mirror,
     /// All metrics.
@@ -38,6 +37,7 @@ pub struct AppState {
     /// `https` when TLS is terminated here, else `http`.
     pub scheme: &'static str,
     trusted_proxies: Vec<IpNet>,
+    upstream_connect_timeout: Duration,
     draining: AtomicBool,
     request_id_prefix: u64,
     request_counter: AtomicU64,
@@ -77,17 +77,26 @@ impl AppState {
         Ok(Arc::new(AppState {
             routes: RouteTable::new(config.routes.clone()),
             auth,
-            client: forward::client(config.server.upstream_connect_timeout).map_err(Error::Runtime)?,
             mirror: Mirror::open(&config.mirror.path).await?,
             metrics,
             headers: config.headers.clone(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             trusted_proxies: config.server.trusted_proxies.clone(),
+            upstream_connect_timeout: config.server.upstream_connect_timeout,
             draining: AtomicBool::new(false),
             request_id_prefix: random_u64(),
             request_counter: AtomicU64::new(0),
         }))
+    }
+
+    /// A new pooled upstream client; each proxy worker has its own, so a request and its
+    /// upstream connection are served by the same thread.
+    ///
+    /// # Errors
+    /// `Error::Runtime` when TLS roots cannot be loaded.
+    pub fn upstream_client(&self) -> Result<HttpClient, Error> {
+        forward::client(self.upstream_connect_timeout).map_err(Error::Runtime)
     }
 
     /// Ready to take traffic: keys loaded, mirror open, not draining.

@@ -91,6 +91,11 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             Duration::from_secs(5),
         )?,
         max_header_bytes,
+        workers: match raw.workers {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(n @ 1..=256) => n,
+            Some(_) => return Err(ConfigError::new("server.workers", "expected 1 to 256")),
+        },
     })
 }
 

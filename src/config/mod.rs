@@ -103,6 +103,8 @@ pub struct ServerConfig {
     pub upstream_connect_timeout: Duration,
     /// Largest accepted request head; larger heads get 431.
     pub max_header_bytes: usize,
+    /// Proxy worker threads, each with its own single-threaded runtime and upstream pool.
+    pub workers: usize,
 }
 
 /// Certificate chain and private key, both PEM.

@@ -38,6 +38,7 @@ pub struct RawServer {
     pub upstream_connect_timeout: Option<String>,
     pub upstream_timeout: Option<String>,
     pub max_header_size: Option<Size>,
+    pub workers: Option<usize>,
 }
 
 /// `[admin]`: the health and metrics listener.

@@ -57,7 +57,9 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn execute(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Accepting, admin and start-up work: one thread. Proxy traffic runs on the workers
+    // `run` starts (see `server::serve_on_workers`).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&Error::Runtime(format!("cannot start the runtime: {e}"))),
     };

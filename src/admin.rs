@@ -34,7 +34,9 @@ impl Handler for AdminHandler {
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
             "/readyz" => self.readyz(),
             "/metrics" => {
-                let mut response = text(StatusCode::OK, self.state.metrics.render());
+                let users = self.state.users.mirror().count_users().await.map_or(f64::NAN, |n| n as f64);
+                let gauges = [("clerk_gateway_mirror_users", "Live users in the mirror.", users)];
+                let mut response = text(StatusCode::OK, self.state.metrics.render(&gauges));
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
@@ -55,7 +57,7 @@ impl AdminHandler {
             "{}\nkeys: {}\nmirror: open ({})\nshutdown: {}\n",
             if status == StatusCode::OK { "ready" } else { "not ready" },
             if keys { "loaded" } else { "not loaded" },
-            state.mirror.path(),
+            state.users.mirror().path(),
             if draining { "draining" } else { "no" },
         );
         text(status, body)

@@ -1,7 +1,7 @@
 //! Errors, and the one place that turns them into answers: `Error` for start-up failures
 //! (with their exit codes) and `Reject` for every response the gateway gives itself.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::auth::Reason;
@@ -77,6 +77,12 @@ pub enum Reject {
     BadGateway,
     /// The upstream did not answer in time.
     GatewayTimeout,
+    /// A gateway-owned path called with another method; carries the allowed one.
+    MethodNotAllowed(&'static str),
+    /// A webhook delivery that failed verification or parsing.
+    WebhookRejected(&'static str),
+    /// The gateway could not do its own part (e.g. the mirror refused a write).
+    Internal,
 }
 
 impl Reject {
@@ -91,6 +97,9 @@ impl Reject {
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::WebhookRejected(_) => StatusCode::BAD_REQUEST,
+            Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -107,6 +116,9 @@ impl Reject {
             Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
             Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
             Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
+            Reject::MethodNotAllowed(_) => r#"{"error":"method_not_allowed"}"#.into(),
+            Reject::WebhookRejected(reason) => format!(r#"{{"error":"invalid_webhook","reason":"{reason}"}}"#),
+            Reject::Internal => r#"{"error":"internal"}"#.into(),
         }
     }
 
@@ -124,6 +136,7 @@ impl Reject {
                 builder = builder.header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             Reject::SignIn { location } => builder = builder.header(LOCATION, location.clone()),
+            Reject::MethodNotAllowed(allowed) => builder = builder.header(ALLOW, HeaderValue::from_static(allowed)),
             _ => {}
         }
         builder.body(body::full(body)).unwrap_or_else(|_| Response::new(body::empty()))
@@ -158,6 +171,9 @@ mod tests {
             (Reject::PayloadTooLarge, 413),
             (Reject::BadGateway, 502),
             (Reject::GatewayTimeout, 504),
+            (Reject::MethodNotAllowed("POST"), 405),
+            (Reject::WebhookRejected("invalid-signature"), 400),
+            (Reject::Internal, 500),
         ];
         for (reject, status) in cases {
             let body = reject.body();
@@ -165,5 +181,6 @@ mod tests {
             assert_eq!(reject.into_response().status(), status);
         }
         assert_eq!(Reject::Forbidden(Rule::OrgRole).body(), r#"{"error":"forbidden","rule":"org_role"}"#);
+        assert_eq!(Reject::MethodNotAllowed("POST").into_response().headers()[ALLOW], "POST");
     }
 }

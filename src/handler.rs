@@ -20,6 +20,7 @@ use crate::proxy::headers::{self, Peer, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_R
 use crate::proxy::{self, HttpClient, Target};
 use crate::server::Handler;
 use crate::state::AppState;
+use crate::users;
 
 static SEC_FETCH_DEST: http::HeaderName = http::HeaderName::from_static("sec-fetch-dest");
 
@@ -98,6 +99,10 @@ async fn process(
     }
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
     trace.path.clone_from(&path);
+    if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
+        trace.route = Some(state.routes.routes().len());
+        return endpoint.handle(request, &state.users, &state.clock, &state.metrics).await;
+    }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
     let route = state.routes.find(host_name.as_deref(), request.method(), &path).ok_or(Reject::NotFound)?;
@@ -126,10 +131,15 @@ async fn authorize(
     match outcome {
         Outcome::SignedIn(identity) => {
             trace.auth = "signed-in";
+            let profile = state.users.lookup(&identity.user_id).await;
             if route.auth == AuthMode::Required {
-                policy::check(&route.require, &identity).map_err(Reject::Forbidden)?;
+                let metadata = users::public_metadata(profile.as_deref());
+                policy::check(&route.require, &identity, metadata).map_err(Reject::Forbidden)?;
             }
             headers::set_identity(request.headers_mut(), &state.headers, &identity);
+            if let Some(profile) = &profile {
+                headers::set_user(request.headers_mut(), &state.headers, profile);
+            }
             Ok(())
         }
         Outcome::SignedOut { reason, token_sent } => {

@@ -18,6 +18,8 @@
 pub mod admin;
 pub mod ascii;
 pub mod auth;
+pub mod cache;
+pub mod clerk_api;
 pub mod clerk_keys;
 pub mod cli;
 pub mod clock;
@@ -32,7 +34,10 @@ pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod tls;
+pub mod users;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Prometheus counters and histograms on atomics: no lock on the request path. Owns the
-//! text rendering; knows route labels and outcome names only as strings it was given.
+//! text rendering; knows route labels, outcome names and event types only as the strings it
+//! was given at start-up.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -32,12 +33,81 @@ impl RouteStats {
     }
 }
 
+/// A counter with a fixed set of label combinations, addressed by index.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    series: Vec<(String, AtomicU64)>,
+}
+
+impl Family {
+    /// One label, one series per value.
+    fn new(name: &'static str, help: &'static str, label: &str, values: &[&'static str]) -> Self {
+        let series = values.iter().map(|v| (format!("{label}=\"{}\"", escape_label(v)), AtomicU64::new(0))).collect();
+        Family { name, help, series }
+    }
+
+    /// Two labels: series `i * second.len() + j` is (`first[i]`, `second[j]`).
+    fn new2(
+        name: &'static str,
+        help: &'static str,
+        first: (&str, &[&'static str]),
+        second: (&str, &[&'static str]),
+    ) -> Self {
+        let mut series = Vec::with_capacity(first.1.len() * second.1.len());
+        for a in first.1 {
+            for b in second.1 {
+                let labels = format!("{}=\"{}\",{}=\"{}\"", first.0, escape_label(a), second.0, escape_label(b));
+                series.push((labels, AtomicU64::new(0)));
+            }
+        }
+        Family { name, help, series }
+    }
+
+    fn inc(&self, index: usize) {
+        if let Some((_, counter)) = self.series.get(index) {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut String, skip_zero: bool) {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", self.name, self.help, self.name);
+        for (labels, value) in &self.series {
+            let value = value.load(Relaxed);
+            if value > 0 || !skip_zero {
+                let _ = writeln!(out, "{}{{{labels}}} {value}", self.name);
+            }
+        }
+    }
+}
+
+/// The label sets metrics are built with.
+pub struct Labels {
+    /// One per configured route, in config order.
+    pub routes: Vec<String>,
+    /// The webhook path, counted as one more route (after the configured ones).
+    pub webhook_route: Option<String>,
+    /// Authentication outcomes, in index order.
+    pub auth_outcomes: Vec<&'static str>,
+    /// Webhook event types, in index order.
+    pub webhook_types: &'static [&'static str],
+    /// Webhook delivery outcomes, in index order.
+    pub webhook_outcomes: &'static [&'static str],
+    /// Webhook rejection reasons, in index order.
+    pub webhook_rejections: &'static [&'static str],
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
-    /// One slot per configured route, plus a last one for requests no route matched.
+    /// One slot per configured route, the webhook path when configured, and a last one for
+    /// requests no route matched.
     routes: Vec<RouteStats>,
-    auth_names: Vec<&'static str>,
-    auth: Box<[AtomicU64]>,
+    /// How many of `routes` forward upstream (and so have a latency histogram).
+    proxied_routes: usize,
+    auth: Family,
+    webhook_events: Family,
+    webhook_outcomes_per_type: usize,
+    webhook_rejections: Family,
     token_cache_hits: AtomicU64,
     token_cache_misses: AtomicU64,
     jwks_fetches: AtomicU64,
@@ -45,14 +115,34 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Builds the table for these route labels and auth outcome names.
-    pub fn new(route_labels: Vec<String>, auth_outcomes: Vec<&'static str>) -> Self {
-        let mut routes: Vec<RouteStats> = route_labels.into_iter().map(RouteStats::new).collect();
+    /// Builds every series.
+    pub fn new(labels: Labels) -> Self {
+        let proxied_routes = labels.routes.len();
+        let mut routes: Vec<RouteStats> = labels.routes.into_iter().map(RouteStats::new).collect();
+        routes.extend(labels.webhook_route.map(RouteStats::new));
         routes.push(RouteStats::new("none".into()));
         Metrics {
             routes,
-            auth: auth_outcomes.iter().map(|_| AtomicU64::new(0)).collect(),
-            auth_names: auth_outcomes,
+            proxied_routes,
+            auth: Family::new(
+                "clerk_gateway_auth_total",
+                "Authentication outcomes by reason.",
+                "outcome",
+                &labels.auth_outcomes,
+            ),
+            webhook_events: Family::new2(
+                "clerk_gateway_webhook_events_total",
+                "Verified webhook deliveries by event type and outcome.",
+                ("type", labels.webhook_types),
+                ("outcome", labels.webhook_outcomes),
+            ),
+            webhook_outcomes_per_type: labels.webhook_outcomes.len(),
+            webhook_rejections: Family::new(
+                "clerk_gateway_webhook_rejections_total",
+                "Webhook deliveries refused before anything changed, by reason.",
+                "reason",
+                labels.webhook_rejections,
+            ),
             token_cache_hits: AtomicU64::new(0),
             token_cache_misses: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
@@ -80,11 +170,19 @@ impl Metrics {
         stats.latency_sum_micros.fetch_add(micros, Relaxed);
     }
 
-    /// Counts an authentication outcome by its index in the names given to `new`.
+    /// Counts an authentication outcome by its index in `Labels::auth_outcomes`.
     pub fn auth_outcome(&self, index: usize) {
-        if let Some(slot) = self.auth.get(index) {
-            slot.fetch_add(1, Relaxed);
-        }
+        self.auth.inc(index);
+    }
+
+    /// Counts a verified delivery by type index and outcome index.
+    pub fn webhook_event(&self, type_index: usize, outcome_index: usize) {
+        self.webhook_events.inc(type_index * self.webhook_outcomes_per_type + outcome_index);
+    }
+
+    /// Counts a refused delivery by reason index.
+    pub fn webhook_rejection(&self, index: usize) {
+        self.webhook_rejections.inc(index);
     }
 
     /// Counts a verified-token cache lookup.
@@ -106,16 +204,15 @@ impl Metrics {
         &self.routes[route.map_or(last, |r| r.min(last))]
     }
 
-    /// The Prometheus text exposition of everything.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
+    /// The Prometheus text exposition of everything, plus `gauges` measured by the caller
+    /// (`(name, help, value)`).
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::with_capacity(8192);
         self.render_requests(&mut out);
         self.render_latency(&mut out);
-        out.push_str("# HELP clerk_gateway_auth_total Authentication outcomes by reason.\n");
-        out.push_str("# TYPE clerk_gateway_auth_total counter\n");
-        for (name, count) in self.auth_names.iter().zip(self.auth.iter()) {
-            let _ = writeln!(out, "clerk_gateway_auth_total{{outcome=\"{name}\"}} {}", count.load(Relaxed));
-        }
+        self.auth.render(&mut out, false);
+        self.webhook_events.render(&mut out, true);
+        self.webhook_rejections.render(&mut out, false);
         counter(&mut out, "clerk_gateway_token_cache_hits_total", "Verified-token cache hits.", &self.token_cache_hits);
         counter(
             &mut out,
@@ -125,6 +222,9 @@ impl Metrics {
         );
         counter(&mut out, "clerk_gateway_jwks_fetches_total", "JWKS fetch attempts.", &self.jwks_fetches);
         counter(&mut out, "clerk_gateway_jwks_fetch_failures_total", "JWKS fetches that failed.", &self.jwks_failures);
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
         out
     }
 
@@ -149,7 +249,7 @@ impl Metrics {
     fn render_latency(&self, out: &mut String) {
         out.push_str("# HELP clerk_gateway_upstream_duration_seconds Time to the upstream's response head.\n");
         out.push_str("# TYPE clerk_gateway_upstream_duration_seconds histogram\n");
-        for stats in &self.routes[..self.routes.len() - 1] {
+        for stats in &self.routes[..self.proxied_routes] {
             let label = escape_label(&stats.label);
             let mut cumulative = 0;
             for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&stats.latency_buckets) {
@@ -185,7 +285,14 @@ mod tests {
 
     #[test]
     fn renders_what_was_counted() {
-        let m = Metrics::new(vec!["/api/".into()], vec!["signed-in", "token-expired"]);
+        let m = Metrics::new(Labels {
+            routes: vec!["/api/".into()],
+            webhook_route: Some("/webhooks/clerk".into()),
+            auth_outcomes: vec!["signed-in", "token-expired"],
+            webhook_types: &["user.created", "other"],
+            webhook_outcomes: &["applied", "duplicate"],
+            webhook_rejections: &["invalid-signature"],
+        });
         m.request(Some(0), 200);
         m.request(Some(0), 200);
         m.request(None, 404);
@@ -193,7 +300,9 @@ mod tests {
         m.auth_outcome(1);
         m.upstream_latency(0, Duration::from_millis(3));
         m.jwks_fetch(false);
-        let text = m.render();
+        m.webhook_event(1, 1);
+        m.webhook_rejection(0);
+        let text = m.render(&[("clerk_gateway_mirror_users", "Users.", 7.0)]);
         assert!(text.contains("clerk_gateway_requests_total{route=\"/api/\",status=\"200\"} 2"));
         assert!(text.contains("clerk_gateway_requests_total{route=\"none\",status=\"404\"} 1"));
         assert!(text.contains("clerk_gateway_auth_total{outcome=\"token-expired\"} 1"));
@@ -202,5 +311,12 @@ mod tests {
         assert!(text.contains("le=\"0.005\"} 1"));
         assert!(text.contains("clerk_gateway_upstream_duration_seconds_count{route=\"/api/\"} 1"));
         assert!(text.contains("clerk_gateway_jwks_fetch_failures_total 1"));
+        assert!(text.contains("clerk_gateway_webhook_events_total{type=\"other\",outcome=\"duplicate\"} 1"));
+        assert!(!text.contains("type=\"user.created\""), "zero webhook series are left out");
+        assert!(text.contains("clerk_gateway_webhook_rejections_total{reason=\"invalid-signature\"} 1"));
+        assert!(text.contains("clerk_gateway_mirror_users 7"));
+        assert!(!text.contains("duration_seconds_count{route=\"/webhooks/clerk\"}"));
+        m.request(Some(1), 200);
+        assert!(m.render(&[]).contains("clerk_gateway_requests_total{route=\"/webhooks/clerk\",status=\"200\"} 1"));
     }
 }

@@ -11,14 +11,18 @@ use ipnet::IpNet;
 use reqwest::Url;
 
 use crate::auth::jwks::KeyStore;
+use crate::auth::revocation::RevokedSessions;
 use crate::auth::{Authenticator, ClaimRules, Outcome};
+use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
 use crate::config::{Config, IdentityHeaderNames};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{Labels, Metrics};
 use crate::mirror::Mirror;
 use crate::proxy::{HttpClient, forward};
 use crate::router::RouteTable;
+use crate::users::{Directory, DirectorySettings};
+use crate::webhook::{self, Endpoint};
 
 /// Shared state of a running gateway.
 pub struct AppState {
@@ -26,8 +30,10 @@ pub struct AppState {
     pub routes: RouteTable,
     /// Session verification.
     pub auth: Authenticator,
-    /// The user mirror.
-    pub mirror: Mirror,
+    /// Mirrored users, in front of the SQLite mirror.
+    pub users: Arc<Directory>,
+    /// The webhook endpoint, when `[webhook]` is configured.
+    pub webhook: Option<Endpoint>,
     /// All metrics.
     pub metrics: Arc<Metrics>,
     /// Identity header names.
@@ -36,6 +42,8 @@ pub struct AppState {
     pub sign_in_url: Option<Url>,
     /// `https` when TLS is terminated here, else `http`.
     pub scheme: &'static str,
+    /// The time source.
+    pub clock: Clock,
     trusted_proxies: Vec<IpNet>,
     upstream_connect_timeout: Duration,
     draining: AtomicBool,
@@ -44,28 +52,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state: HTTP clients, key store, mirror, metrics.
+    /// Builds the state: HTTP clients, key store, mirror, user directory, metrics.
     ///
     /// # Errors
     /// `Error` when the mirror cannot be opened or a client cannot be built.
     pub async fn build(config: &Config, clock: Clock) -> Result<Arc<AppState>, Error> {
-        let route_labels = config
-            .routes
-            .iter()
-            .map(|r| match &r.host {
-                Some(host) => format!("{host}{}", r.path),
-                None => r.path.clone(),
-            })
-            .collect();
-        let metrics = Arc::new(Metrics::new(route_labels, Outcome::metric_names()));
-        let api_client = reqwest::Client::builder()
-            .timeout(config.clerk.api_timeout)
-            .connect_timeout(config.clerk.api_timeout)
-            .user_agent(concat!("clerk-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Runtime(format!("HTTP client: {e}")))?;
-        let keys =
-            KeyStore::new(&config.clerk.keys, api_client, clock.clone(), metrics.clone()).map_err(Error::Runtime)?;
+        let metrics = Arc::new(Metrics::new(Labels {
+            routes: config.routes.iter().map(route_label).collect(),
+            webhook_route: config.webhook.as_ref().map(|w| w.path.clone()),
+            auth_outcomes: Outcome::metric_names(),
+            webhook_types: webhook::METRIC_TYPES,
+            webhook_outcomes: webhook::METRIC_OUTCOMES,
+            webhook_rejections: webhook::REJECTIONS,
+        }));
+        let api_client = api_client(config)?;
+        let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())
+            .map_err(Error::Runtime)?;
+        let revoked = Arc::new(RevokedSessions::default());
+        let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone()).await?);
+        let restored = users
+            .load_revocations()
+            .await
+            .map_err(|message| Error::Mirror { path: config.mirror.path.clone(), message })?;
+        tracing::debug!(restored, "revocations restored from the mirror");
         let rules = ClaimRules {
             issuer: config.clerk.issuer.clone(),
             authorized_parties: config.clerk.authorized_parties.clone(),
@@ -73,15 +82,21 @@ impl AppState {
             clock_skew: config.clerk.clock_skew,
         };
         let suffix = config.clerk.publishable_key.as_ref().map(|pk| pk.cookie_suffix.as_str());
-        let auth = Authenticator::new(Arc::new(keys), rules, suffix, clock, metrics.clone());
+        let auth = Authenticator::new(Arc::new(keys), rules, suffix, revoked, clock.clone(), metrics.clone());
+        let webhook = match &config.webhook {
+            Some(w) => Some(Endpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
+            None => None,
+        };
         Ok(Arc::new(AppState {
             routes: RouteTable::new(config.routes.clone()),
             auth,
-            mirror: Mirror::open(&config.mirror.path).await?,
+            users,
+            webhook,
             metrics,
             headers: config.headers.clone(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
+            clock,
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstream_connect_timeout: config.server.upstream_connect_timeout,
             draining: AtomicBool::new(false),
@@ -125,6 +140,46 @@ impl AppState {
         let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
         HeaderValue::try_from(format!("{:016x}{n:016x}", self.request_id_prefix))
             .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+/// The one HTTP client for Clerk (JWKS and Backend API).
+///
+/// # Errors
+/// `Error::Runtime` when the client cannot be built.
+pub fn api_client(config: &Config) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .timeout(config.clerk.api_timeout)
+        .connect_timeout(config.clerk.api_timeout)
+        .user_agent(concat!("clerk-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Runtime(format!("HTTP client: {e}")))
+}
+
+/// The Backend API client, when a secret key is configured.
+pub fn clerk_api(config: &Config, client: reqwest::Client) -> Option<ClerkApi> {
+    config.clerk.secret_key.clone().map(|secret| ClerkApi::new(client, &config.clerk.api_url, secret))
+}
+
+async fn directory(
+    config: &Config,
+    client: reqwest::Client,
+    revoked: Arc<RevokedSessions>,
+    clock: Clock,
+) -> Result<Directory, Error> {
+    let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
+    let settings = DirectorySettings {
+        cache_size: config.mirror.cache_size,
+        ttl: config.mirror.cache_ttl,
+        fetch_timeout: config.mirror.fetch_timeout,
+    };
+    Ok(Directory::new(mirror, clerk_api(config, client), revoked, clock, settings))
+}
+
+fn route_label(route: &crate::config::Route) -> String {
+    match &route.host {
+        Some(host) => format!("{host}{}", route.path),
+        None => route.path.clone(),
     }
 }
 

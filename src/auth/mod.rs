@@ -8,6 +8,7 @@ pub mod credential;
 pub mod jwks;
 pub mod policy;
 pub mod reason;
+pub mod revocation;
 pub mod token;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use cache::TokenCache;
 use jwks::KeyStore;
+use revocation::RevokedSessions;
 
 /// How many verified tokens are remembered.
 pub const TOKEN_CACHE_CAPACITY: usize = 65_536;
@@ -63,14 +65,17 @@ pub struct Authenticator {
     clock: Clock,
     metrics: Arc<Metrics>,
     suffixed_cookie: Option<String>,
+    revoked: Arc<RevokedSessions>,
 }
 
 impl Authenticator {
-    /// Builds an authenticator over `keys`. `cookie_suffix` comes from the publishable key.
+    /// Builds an authenticator over `keys`. `cookie_suffix` comes from the publishable key;
+    /// `revoked` is the revocation list the webhook path feeds.
     pub fn new(
         keys: Arc<KeyStore>,
         rules: ClaimRules,
         cookie_suffix: Option<&str>,
+        revoked: Arc<RevokedSessions>,
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -81,6 +86,7 @@ impl Authenticator {
             clock,
             metrics,
             suffixed_cookie: cookie_suffix.map(|s| format!("{}_{s}", credential::SESSION_COOKIE)),
+            revoked,
         }
     }
 
@@ -104,11 +110,20 @@ impl Authenticator {
         }
     }
 
-    /// Verifies one session token: cache first, then signature, then claims.
+    /// Verifies one session token and checks its session is not revoked.
     ///
     /// # Errors
     /// The signed-out reason.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, Reason> {
+        let identity = self.verify_token(token).await?;
+        if self.revoked.contains(&identity.session_id, self.clock.now_ms()) {
+            return Err(Reason::SessionRevoked);
+        }
+        Ok(identity)
+    }
+
+    /// Cache first, then signature, then claims.
+    async fn verify_token(&self, token: &str) -> Result<Arc<Identity>, Reason> {
         if token.len() > token::MAX_TOKEN_BYTES {
             return Err(Reason::TokenInvalid);
         }

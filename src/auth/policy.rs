@@ -1,6 +1,8 @@
 //! A route's `require` rules judged against a signed-in identity: any one of the listed
 //! organization roles, every listed permission.
 
+use serde_json::Value;
+
 use super::claims::Identity;
 use crate::config::Requirements;
 
@@ -11,6 +13,8 @@ pub enum Rule {
     OrgRole,
     /// `require.permission`.
     Permission,
+    /// `require.metadata`.
+    Metadata,
 }
 
 impl Rule {
@@ -19,15 +23,17 @@ impl Rule {
         match self {
             Rule::OrgRole => "org_role",
             Rule::Permission => "permission",
+            Rule::Metadata => "metadata",
         }
     }
 }
 
-/// Checks `require` against the identity's active organization.
+/// Checks `require` against the identity's active organization and the user's public
+/// metadata from the mirror (`None` when the user is not mirrored: metadata rules fail).
 ///
 /// # Errors
 /// The first rule that is not met.
-pub fn check(require: &Requirements, identity: &Identity) -> Result<(), Rule> {
+pub fn check(require: &Requirements, identity: &Identity, public_metadata: Option<&Value>) -> Result<(), Rule> {
     let org = identity.org.as_ref();
     if !require.org_roles.is_empty() {
         let role = org.and_then(|o| o.role.as_deref());
@@ -39,7 +45,23 @@ pub fn check(require: &Requirements, identity: &Identity) -> Result<(), Rule> {
     if !require.permissions.iter().all(|wanted| held.contains(wanted)) {
         return Err(Rule::Permission);
     }
+    if let Some(wanted) = &require.metadata
+        && !public_metadata.is_some_and(|actual| contains(actual, wanted))
+    {
+        return Err(Rule::Metadata);
+    }
     Ok(())
+}
+
+/// `actual` contains `wanted`: every key of a wanted object is present with a value that
+/// contains the wanted one; anything else must be equal.
+pub fn contains(actual: &Value, wanted: &Value) -> bool {
+    match (actual, wanted) {
+        (Value::Object(actual), Value::Object(wanted)) => {
+            wanted.iter().all(|(key, w)| actual.get(key).is_some_and(|a| contains(a, w)))
+        }
+        _ => actual == wanted,
+    }
 }
 
 #[cfg(test)]
@@ -62,23 +84,43 @@ mod tests {
         Requirements {
             org_roles: roles.iter().map(|s| s.to_string()).collect(),
             permissions: perms.iter().map(|s| s.to_string()).collect(),
+            metadata: None,
         }
     }
 
     #[test]
     fn roles_are_any_of() {
         let admin = identity(Some(("org:admin", &[])));
-        assert_eq!(check(&rules(&["org:owner", "org:admin"], &[]), &admin), Ok(()));
-        assert_eq!(check(&rules(&["org:owner"], &[]), &admin), Err(Rule::OrgRole));
-        assert_eq!(check(&rules(&["org:admin"], &[]), &identity(None)), Err(Rule::OrgRole));
+        assert_eq!(check(&rules(&["org:owner", "org:admin"], &[]), &admin, None), Ok(()));
+        assert_eq!(check(&rules(&["org:owner"], &[]), &admin, None), Err(Rule::OrgRole));
+        assert_eq!(check(&rules(&["org:admin"], &[]), &identity(None), None), Err(Rule::OrgRole));
     }
 
     #[test]
     fn permissions_are_all_of() {
         let member = identity(Some(("org:member", &["org:billing:read", "org:billing:manage"])));
-        assert_eq!(check(&rules(&[], &["org:billing:read", "org:billing:manage"]), &member), Ok(()));
-        assert_eq!(check(&rules(&[], &["org:billing:read", "org:teams:read"]), &member), Err(Rule::Permission));
-        assert_eq!(check(&rules(&[], &["org:billing:read"]), &identity(None)), Err(Rule::Permission));
-        assert_eq!(check(&Requirements::default(), &identity(None)), Ok(()));
+        assert_eq!(check(&rules(&[], &["org:billing:read", "org:billing:manage"]), &member, None), Ok(()));
+        assert_eq!(check(&rules(&[], &["org:billing:read", "org:teams:read"]), &member, None), Err(Rule::Permission));
+        assert_eq!(check(&rules(&[], &["org:billing:read"]), &identity(None), None), Err(Rule::Permission));
+        assert_eq!(check(&Requirements::default(), &identity(None), None), Ok(()));
+    }
+
+    #[test]
+    fn metadata_is_a_subset_match() {
+        let wanted = json!({"plan": "pro", "flags": {"beta": true}});
+        let require = Requirements { metadata: Some(wanted), ..Requirements::default() };
+        let id = identity(None);
+        let full = json!({"plan": "pro", "flags": {"beta": true, "x": 1}, "seats": 5});
+        assert_eq!(check(&require, &id, Some(&full)), Ok(()));
+        for actual in [
+            json!({"plan": "free", "flags": {"beta": true}}),
+            json!({"plan": "pro"}),
+            json!({"plan": "pro", "flags": {"beta": "true"}}),
+        ] {
+            assert_eq!(check(&require, &id, Some(&actual)), Err(Rule::Metadata), "{actual}");
+        }
+        assert_eq!(check(&require, &id, None), Err(Rule::Metadata), "an unmirrored user fails closed");
+        assert!(contains(&json!([1, 2]), &json!([1, 2])));
+        assert!(!contains(&json!([1, 2, 3]), &json!([1, 2])));
     }
 }

@@ -10,7 +10,9 @@ use ipnet::IpNet;
 use reqwest::Url;
 
 use super::expand::EnvLookup;
-use super::raw::{RawAdmin, RawClerk, RawConfig, RawHeaders, RawRequire, RawRoute, RawServer, RawWebhook, Size};
+use super::raw::{
+    RawAdmin, RawClerk, RawConfig, RawHeaders, RawMirror, RawRequire, RawRoute, RawServer, RawWebhook, Size,
+};
 use super::units::{parse_duration, parse_size};
 use super::{
     AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, IdentityHeaderNames, KeySource, MirrorConfig,
@@ -34,9 +36,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Config
         admin: admin(raw.admin)?,
         clerk: clerk(raw.clerk, env)?,
         webhook: raw.webhook.map(|w| webhook(w, env)).transpose()?,
-        mirror: MirrorConfig {
-            path: raw.mirror.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_MIRROR_PATH.into()),
-        },
+        mirror: mirror(raw.mirror)?,
         headers: headers(raw.headers)?,
         routes: routes(raw.routes, upstream_timeout)?,
     };
@@ -179,6 +179,33 @@ fn key_source(
     ))
 }
 
+fn mirror(raw: RawMirror) -> Result<MirrorConfig, ConfigError> {
+    let reconcile_every = raw
+        .reconcile_every
+        .filter(|r| !r.is_empty())
+        .map(|r| parse_duration(&r).map_err(|m| ConfigError::new("mirror.reconcile_every", m)))
+        .transpose()?;
+    if reconcile_every.is_some_and(|d| d < Duration::from_secs(60)) {
+        return Err(ConfigError::new("mirror.reconcile_every", "at least 1m (each sweep reads every user)"));
+    }
+    Ok(MirrorConfig {
+        path: raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_MIRROR_PATH.into()),
+        reconcile_every,
+        revocation_retention: duration(
+            "mirror.revocation_retention",
+            raw.revocation_retention.as_deref(),
+            Duration::from_secs(24 * 3600),
+        )?,
+        cache_size: match raw.cache_size {
+            None => 100_000,
+            Some(n @ 1..) => n,
+            Some(0) => return Err(ConfigError::new("mirror.cache_size", "must be at least 1")),
+        },
+        cache_ttl: duration("mirror.cache_ttl", raw.cache_ttl.as_deref(), Duration::from_secs(300))?,
+        fetch_timeout: duration("mirror.fetch_timeout", raw.fetch_timeout.as_deref(), Duration::from_millis(1500))?,
+    })
+}
+
 fn webhook(raw: RawWebhook, env: EnvLookup<'_>) -> Result<WebhookConfig, ConfigError> {
     let path = raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_WEBHOOK_PATH.into());
     check_route_path(&path).map_err(|m| ConfigError::new("webhook.path", m))?;
@@ -310,12 +337,16 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
 }
 
 fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {
-    if raw.metadata.is_some() {
-        return Err(ConfigError::new(
-            format!("{path}.metadata"),
-            "metadata rules need the user mirror, which this version does not fill yet",
-        ));
-    }
+    let metadata = match raw.metadata {
+        None => None,
+        Some(table) if table.is_empty() => {
+            return Err(ConfigError::new(format!("{path}.metadata"), "an empty table requires nothing; remove it"));
+        }
+        Some(table) => Some(
+            serde_json::to_value(table)
+                .map_err(|e| ConfigError::new(format!("{path}.metadata"), format!("not representable as JSON: {e}")))?,
+        ),
+    };
     let org_roles = raw.org_role.map(|r| r.into_vec()).unwrap_or_default();
     for (i, role) in org_roles.iter().enumerate() {
         if !role.starts_with("org:") || role.len() == 4 {
@@ -332,7 +363,7 @@ fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError
             ));
         }
     }
-    Ok(Requirements { org_roles, permissions })
+    Ok(Requirements { org_roles, permissions, metadata })
 }
 
 fn methods(path: &str, raw: Vec<String>) -> Result<Vec<Method>, ConfigError> {

@@ -176,6 +176,17 @@ pub struct WebhookConfig {
 pub struct MirrorConfig {
     /// The SQLite file, or `:memory:`.
     pub path: String,
+    /// How often `run` sweeps every user from the Backend API (needs the secret key).
+    pub reconcile_every: Option<Duration>,
+    /// How long a revoked session stays on the revocation list.
+    pub revocation_retention: Duration,
+    /// Most users kept in memory in front of SQLite.
+    pub cache_size: usize,
+    /// How long a user stays in memory without being read from SQLite again.
+    pub cache_ttl: Duration,
+    /// How long a request waits for a user missing from the mirror to be fetched from
+    /// the Backend API before it is forwarded without enrichment.
+    pub fetch_timeout: Duration,
 }
 
 /// The names of every header the gateway sets for identity; all are stripped from clients.
@@ -261,18 +272,20 @@ impl AuthMode {
 }
 
 /// Claim rules a route demands of a signed-in request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Requirements {
     /// The active organization role must be one of these.
     pub org_roles: Vec<String>,
     /// Every one of these permissions must be held in the active organization.
     pub permissions: Vec<String>,
+    /// The user's public metadata (from the mirror) must contain this object.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl Requirements {
     /// No rules at all.
     pub fn is_empty(&self) -> bool {
-        self.org_roles.is_empty() && self.permissions.is_empty()
+        self.org_roles.is_empty() && self.permissions.is_empty() && self.metadata.is_none()
     }
 }
 

@@ -82,6 +82,11 @@ pub struct RawWebhook {
 #[serde(deny_unknown_fields)]
 pub struct RawMirror {
     pub path: Option<String>,
+    pub reconcile_every: Option<String>,
+    pub revocation_retention: Option<String>,
+    pub cache_size: Option<usize>,
+    pub cache_ttl: Option<String>,
+    pub fetch_timeout: Option<String>,
 }
 
 /// `[headers]`: renames of the identity headers.

@@ -1,92 +1,335 @@
-//! The local SQLite mirror of Clerk users, sessions and webhook deliveries. The only module
-//! that touches rusqlite; every call runs off the async runtime.
+//! The local SQLite mirror of Clerk users, organizations, memberships, processed webhook
+//! deliveries and revoked sessions. The only module that touches rusqlite. Writes go to one
+//! writer thread; reads use a small pool of connections on the blocking pool; nothing here
+//! runs on the async runtime's threads.
 
+pub mod records;
 mod schema;
+pub mod store;
+mod writer;
 
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::error::Error;
+use records::{MembershipRecord, OrgRecord, UserRecord};
+pub use store::{StoredUser, Upsert};
+pub use writer::{BatchCounts, DELIVERY_RETENTION};
+use writer::{Command, Writer};
 
 /// How long a writer waits for a lock held by another process (e.g. `clerk-gateway sync`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept open.
+const READ_POOL: usize = 8;
 
-/// An open, migrated mirror database.
+/// A change a webhook event asks of the mirror.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// `user.created` / `user.updated`.
+    UpsertUser(UserRecord),
+    /// `user.deleted`.
+    DeleteUser {
+        /// `user_…`.
+        id: String,
+    },
+    /// `session.revoked` / `ended` / `removed`.
+    RevokeSession {
+        /// `sess_…`.
+        session_id: String,
+        /// The session's user, when known.
+        user_id: Option<String>,
+    },
+    /// `organization.created` / `updated`.
+    UpsertOrg(OrgRecord),
+    /// `organization.deleted`.
+    DeleteOrg {
+        /// `org_…`.
+        id: String,
+    },
+    /// `organizationMembership.created` / `updated`.
+    UpsertMembership(MembershipRecord),
+    /// `organizationMembership.deleted`.
+    DeleteMembership(MembershipRecord),
+    /// An event type the mirror does not keep.
+    Nothing,
+}
+
+/// A verified delivery, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `svix-id`: the dedupe key.
+    pub id: String,
+    /// The event type, for the record.
+    pub event_type: String,
+    /// When the event happened (envelope timestamp, else receipt), ms.
+    pub at_ms: i64,
+    /// What to do.
+    pub write: Write,
+}
+
+/// What applying a delivery did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The same `svix-id` was applied before: nothing done.
+    Duplicate,
+    /// Applied, with this effect.
+    Applied(Effect),
+}
+
+/// The effect of an applied delivery, for in-memory caches to follow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A user row is now this record.
+    UserChanged(Box<UserRecord>),
+    /// A user is now a tombstone.
+    UserDeleted(String),
+    /// A session is revoked until `until_ms`.
+    SessionRevoked {
+        /// `sess_…`.
+        session_id: String,
+        /// End of the revocation's retention, ms.
+        until_ms: i64,
+    },
+    /// An organization or membership row changed.
+    Stored,
+    /// Ignored under the ordering rule (stale) or because of a tombstone.
+    Ignored(Upsert),
+    /// An event type the mirror does not keep.
+    NotMirrored,
+}
+
+/// A handle on the mirror; cheap to clone.
 #[derive(Clone)]
 pub struct Mirror {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: String,
-    conn: Arc<Mutex<Connection>>,
+    writer: mpsc::Sender<Command>,
+    readers: Mutex<Vec<Connection>>,
+    /// Keeps a `:memory:` mirror's temporary directory alive.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Mirror {
-    /// Opens (creating if needed) and migrates the database at `path` (`:memory:` allowed),
-    /// on a blocking thread.
+    /// Opens (creating if needed) and migrates the database at `path` and starts its writer
+    /// thread. `:memory:` keeps the mirror in a temporary directory removed on exit.
     ///
     /// # Errors
-    /// `Error::Mirror` naming the path when the file cannot be opened, is not a SQLite
-    /// database, or cannot be migrated.
-    pub async fn open(path: &str) -> Result<Mirror, Error> {
+    /// `Error::Mirror` naming the path when the file cannot be opened or written, is not a
+    /// SQLite database, or has a newer schema.
+    pub async fn open(path: &str, clock: Clock, revocation_retention: Duration) -> Result<Mirror, Error> {
         let owned = path.to_owned();
-        let conn = tokio::task::spawn_blocking(move || open_blocking(&owned))
+        let opened = tokio::task::spawn_blocking(move || open_files(&owned))
             .await
             .map_err(|e| Error::Runtime(e.to_string()))?
             .map_err(|message| Error::Mirror { path: path.to_owned(), message })?;
-        Ok(Mirror { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+        let (conn, file, temp) = opened;
+        let (writer, commands) = mpsc::channel(4096);
+        let state = Writer::new(conn, clock, revocation_retention);
+        std::thread::Builder::new()
+            .name("mirror-writer".into())
+            .spawn(move || state.run(commands))
+            .map_err(|e| Error::Runtime(format!("cannot start the mirror writer: {e}")))?;
+        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers: Mutex::new(Vec::new()), _temp: temp }) })
     }
 
-    /// The database path.
+    /// The database path as configured.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.inner.path
     }
 
-    /// Number of (non-deleted) users in the mirror.
+    /// Applies a verified delivery in one transaction (deduplicated by id).
+    ///
+    /// # Errors
+    /// A message when the database refuses the write; nothing was applied.
+    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, String> {
+        self.command(|reply| Command::Apply(Box::new(delivery), reply)).await
+    }
+
+    /// Upserts a page of users under the ordering rule, in one transaction.
+    ///
+    /// # Errors
+    /// A message when the database refuses the write.
+    pub async fn upsert_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, String> {
+        self.command(|reply| Command::UpsertUsers(users, reply)).await
+    }
+
+    /// Tombstones live users that a complete sweep begun at `started_at_ms` did not see.
+    ///
+    /// # Errors
+    /// A message when the database refuses the write.
+    pub async fn tombstone_missing(&self, seen: HashSet<String>, started_at_ms: i64) -> Result<Vec<String>, String> {
+        self.command(|reply| Command::TombstoneMissing(seen, started_at_ms, reply)).await
+    }
+
+    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command) -> Result<T, String> {
+        let (reply, result) = oneshot::channel();
+        self.inner.writer.send(make(reply)).await.map_err(|_| "the mirror writer has stopped".to_owned())?;
+        result.await.map_err(|_| "the mirror writer has stopped".to_owned())?
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
     ///
     /// # Errors
     /// A message when the query fails.
-    pub async fn user_count(&self) -> Result<u64, String> {
-        let conn = self.conn.clone();
+    pub async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| "mirror connection poisoned".to_owned())?;
-            conn.query_row("SELECT COUNT(*) FROM users WHERE deleted = 0", [], |r| r.get::<_, i64>(0))
-                .map(|n| u64::try_from(n).unwrap_or(0))
-                .map_err(|e| e.to_string())
+            let pooled = inner.readers.lock().map_err(|_| "reader pool poisoned".to_owned())?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = query(&conn).map_err(|e| e.to_string());
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < READ_POOL
+            {
+                pool.push(conn);
+            }
+            result
         })
         .await
         .map_err(|e| e.to_string())?
     }
+
+    /// One user, live or tombstoned.
+    ///
+    /// # Errors
+    /// A message when the query fails.
+    pub async fn user(&self, id: &str) -> Result<Option<StoredUser>, String> {
+        let id = id.to_owned();
+        self.read(move |conn| store::read_user(conn, &id)).await
+    }
+
+    /// Number of live users.
+    ///
+    /// # Errors
+    /// A message when the query fails.
+    pub async fn count_users(&self) -> Result<u64, String> {
+        self.read(store::count_users).await
+    }
 }
 
-fn open_blocking(path: &str) -> Result<Connection, String> {
+type Opened = (Connection, String, Option<tempfile::TempDir>);
+
+/// Opens the write connection: the file itself, or a fresh file in a temporary directory
+/// for `:memory:` (so readers and the writer share one database).
+fn open_files(path: &str) -> Result<Opened, String> {
+    let (file, temp) = if path == ":memory:" {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        (dir.path().join("mirror.db").display().to_string(), Some(dir))
+    } else {
+        (path.to_owned(), None)
+    };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    let mut conn = Connection::open_with_flags(&file, flags).map_err(|e| e.to_string())?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
-    if path != ":memory:" {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| e.to_string())?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!("cannot switch to WAL journal mode (got {mode})"));
-        }
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("cannot switch to WAL journal mode (got {mode})"));
     }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| e.to_string())?;
-    conn.pragma_update(None, "foreign_keys", true).map_err(|e| e.to_string())?;
     schema::migrate(&mut conn)?;
+    Ok((conn, file, temp))
+}
+
+fn open_reader(path: &str) -> Result<Connection, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Opens an existing mirror for reading only (the `users` command), refusing a database
+/// whose schema this build does not know.
+///
+/// # Errors
+/// `Error::Mirror` when the file is missing, unreadable or of another schema version.
+pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let fail = |message: String| Error::Mirror { path: path.display().to_string(), message };
+    if !path.exists() {
+        return Err(fail("no such file (has the gateway run with this config?)".into()));
+    }
+    let conn = open_reader(&path.display().to_string()).map_err(fail)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
+    if version != schema::latest_version() {
+        return Err(fail(format!("schema version {version}, this build reads {}", schema::latest_version())));
+    }
     Ok(conn)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn user(id: &str, updated_at: i64) -> UserRecord {
+        UserRecord {
+            id: id.into(),
+            primary_email: None,
+            username: None,
+            first_name: None,
+            last_name: None,
+            image_url: None,
+            public_metadata: json!({}),
+            private_metadata: json!({}),
+            unsafe_metadata: json!({}),
+            created_at: None,
+            updated_at,
+        }
+    }
+
+    fn delivery(id: &str, write: Write) -> Delivery {
+        Delivery { id: id.into(), event_type: "user.updated".into(), at_ms: 1, write }
+    }
+
+    async fn open(path: &str) -> Mirror {
+        Mirror::open(path, Clock::manual(1_000_000), Duration::from_secs(3600)).await.unwrap()
+    }
 
     #[tokio::test]
-    async fn opens_migrates_and_counts() {
+    async fn deliveries_apply_once_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.db");
-        let mirror = Mirror::open(path.to_str().unwrap()).await.unwrap();
-        assert_eq!(mirror.user_count().await.unwrap(), 0);
+        let path = dir.path().join("m.db").display().to_string();
+        let mirror = open(&path).await;
+        let first = mirror.apply(delivery("msg_1", Write::UpsertUser(user("user_1", 5)))).await.unwrap();
+        assert_eq!(first, Applied::Applied(Effect::UserChanged(Box::new(user("user_1", 5)))));
+        let again = mirror.apply(delivery("msg_1", Write::UpsertUser(user("user_1", 5)))).await.unwrap();
+        assert_eq!(again, Applied::Duplicate);
+        let stale = mirror.apply(delivery("msg_2", Write::UpsertUser(user("user_1", 4)))).await.unwrap();
+        assert_eq!(stale, Applied::Applied(Effect::Ignored(Upsert::Stale)));
         drop(mirror);
-        let again = Mirror::open(path.to_str().unwrap()).await.unwrap();
-        assert_eq!(again.user_count().await.unwrap(), 0);
+        let reopened = open(&path).await;
+        assert_eq!(reopened.count_users().await.unwrap(), 1);
+        assert_eq!(reopened.apply(delivery("msg_1", Write::Nothing)).await.unwrap(), Applied::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_are_all_applied() {
+        let mirror = open(":memory:").await;
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let mirror = mirror.clone();
+                tokio::spawn(async move {
+                    mirror.apply(delivery(&format!("msg_{i}"), Write::UpsertUser(user(&format!("user_{i}"), 1)))).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(matches!(task.await.unwrap().unwrap(), Applied::Applied(Effect::UserChanged(_))));
+        }
+        assert_eq!(mirror.count_users().await.unwrap(), 200);
     }
 
     #[tokio::test]
@@ -94,12 +337,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("garbage.db");
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
-        let err = Mirror::open(path.to_str().unwrap()).await.err().unwrap();
+        let err = Mirror::open(path.to_str().unwrap(), Clock::System, Duration::from_secs(1)).await.err().unwrap();
         assert!(err.to_string().contains("not a database"), "{err}");
     }
 
     #[tokio::test]
-    async fn memory_databases_work() {
-        assert_eq!(Mirror::open(":memory:").await.unwrap().user_count().await.unwrap(), 0);
+    async fn an_unwritable_location_is_a_clear_error() {
+        let err = Mirror::open("/nonexistent-dir/m.db", Clock::System, Duration::from_secs(1)).await.err().unwrap();
+        assert!(err.to_string().contains("/nonexistent-dir/m.db"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn batches_and_sweeps() {
+        let mirror = open(":memory:").await;
+        let counts = mirror.upsert_users(vec![user("user_1", 5), user("user_2", 5)]).await.unwrap();
+        assert_eq!((counts.inserted, counts.updated, counts.unchanged), (2, 0, 0));
+        let counts = mirror.upsert_users(vec![user("user_1", 4), user("user_2", 6)]).await.unwrap();
+        assert_eq!((counts.inserted, counts.updated, counts.unchanged, counts.changed.len()), (0, 1, 1, 1));
+        let gone = mirror.tombstone_missing(HashSet::from(["user_2".to_owned()]), 100).await.unwrap();
+        assert_eq!(gone, ["user_1"]);
+        assert_eq!(mirror.count_users().await.unwrap(), 1);
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
-    // 1: users, processed webhook deliveries, revoked sessions.
+    // 1: users, organizations, memberships, processed deliveries, revoked sessions.
     "CREATE TABLE users (
         id               TEXT PRIMARY KEY,
         primary_email    TEXT,
@@ -20,6 +20,30 @@ const MIGRATIONS: &[&str] = &[
         updated_at       INTEGER NOT NULL,
         deleted          INTEGER NOT NULL DEFAULT 0
     ) STRICT;
+    CREATE TABLE organizations (
+        id               TEXT PRIMARY KEY,
+        name             TEXT,
+        slug             TEXT,
+        image_url        TEXT,
+        public_metadata  TEXT NOT NULL DEFAULT '{}',
+        private_metadata TEXT NOT NULL DEFAULT '{}',
+        created_at       INTEGER,
+        updated_at       INTEGER NOT NULL,
+        deleted          INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE memberships (
+        id              TEXT PRIMARY KEY,
+        org_id          TEXT NOT NULL DEFAULT '',
+        user_id         TEXT NOT NULL DEFAULT '',
+        role            TEXT NOT NULL DEFAULT '',
+        permissions     TEXT NOT NULL DEFAULT '[]',
+        public_metadata TEXT NOT NULL DEFAULT '{}',
+        created_at      INTEGER,
+        updated_at      INTEGER NOT NULL,
+        deleted         INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX memberships_user ON memberships (user_id);
+    CREATE INDEX memberships_org ON memberships (org_id);
     CREATE TABLE webhook_deliveries (
         svix_id     TEXT PRIMARY KEY,
         event_type  TEXT NOT NULL,

@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::Identity;
 use crate::config::IdentityHeaderNames;
+use crate::users::UserProfile;
 
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -103,6 +104,15 @@ pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, identi
         }
     }
     headers.insert(names.auth_status.clone(), SIGNED_IN.clone());
+}
+
+/// Sets the mirror's headers for a signed-in user: email, public metadata, profile.
+pub fn set_user(headers: &mut HeaderMap, names: &IdentityHeaderNames, profile: &UserProfile) {
+    if let Some(email) = &profile.email {
+        headers.insert(names.user_email.clone(), email.clone());
+    }
+    headers.insert(names.user_metadata.clone(), profile.metadata.clone());
+    headers.insert(names.user.clone(), profile.profile.clone());
 }
 
 /// Marks a request that goes on without a session.

@@ -103,10 +103,8 @@ fn check_names_the_key_of_every_mistake() {
             "route[0].require.permission[0]:",
         ),
         (
-            format!(
-                "{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nrequire = {{ metadata = {{ plan = \"pro\" }} }}\n"
-            ),
-            "route[0].require.metadata:",
+            format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nrequire = {{ metadata = {{}} }}\n"),
+            "route[0].require.metadata: an empty table requires nothing",
         ),
         (format!("{keyed}{route}{route}"), "route[1]: matches the same requests as route[0]"),
         (format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"ftp://x\"\n"), "route[0].upstream: unsupported scheme"),

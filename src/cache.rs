@@ -1,0 +1,106 @@
+//! A bounded, expiring, lock-free map (papaya underneath) for the request path: readers
+//! never block. When full, expired entries are swept; if that is not enough, it starts over.
+//! Used for verified tokens and mirrored users.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Entries that expire at a given instant (ms since the epoch).
+pub struct ExpiringMap<K, V> {
+    map: papaya::HashMap<K, (V, i64)>,
+    capacity: usize,
+    sweeping: AtomicBool,
+}
+
+impl<K: Hash + Eq + Send + Sync, V: Clone + Send + Sync> ExpiringMap<K, V> {
+    /// A map holding at most about `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        ExpiringMap { map: papaya::HashMap::new(), capacity: capacity.max(1), sweeping: AtomicBool::new(false) }
+    }
+
+    /// The value under `key` if it has not expired at `now_ms`.
+    pub fn get<Q>(&self, key: &Q, now_ms: i64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.map.pin();
+        let (value, expires_at) = map.get(key)?;
+        if *expires_at > now_ms {
+            Some(value.clone())
+        } else {
+            map.remove(key);
+            None
+        }
+    }
+
+    /// Stores `value` until `expires_at_ms`.
+    pub fn insert(&self, key: K, value: V, expires_at_ms: i64, now_ms: i64) {
+        if self.map.len() >= self.capacity {
+            self.make_room(now_ms);
+        }
+        self.map.pin().insert(key, (value, expires_at_ms));
+    }
+
+    /// Forgets `key`.
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.pin().remove(key);
+    }
+
+    /// Number of entries, expired ones included until they are swept.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn make_room(&self, now_ms: i64) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let map = self.map.pin();
+        map.retain(|_, (_, expires_at)| *expires_at > now_ms);
+        if self.map.len() >= self.capacity {
+            map.clear();
+        }
+        self.sweeping.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire() {
+        let map = ExpiringMap::new(10);
+        map.insert("a".to_owned(), 1, 100, 0);
+        assert_eq!(map.get("a", 99), Some(1));
+        assert_eq!(map.get("a", 100), None);
+        assert!(map.is_empty(), "an expired entry is dropped when seen");
+    }
+
+    #[test]
+    fn capacity_is_a_bound() {
+        let map = ExpiringMap::new(4);
+        for i in 0..4 {
+            map.insert(i, i, 1, 0);
+        }
+        map.insert(100, 100, 1_000, 5);
+        assert_eq!(map.len(), 1, "expired entries were swept");
+        for i in 0..10 {
+            map.insert(200 + i, i, 1_000, 5);
+            assert!(map.len() <= 4);
+        }
+        map.remove(&209);
+        assert_eq!(map.get(&209, 5), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! The mirror's single writer: a dedicated thread that owns the write connection and
+//! applies commands from a channel. Commands that queue up while a commit is running are
+//! applied together in one transaction, each inside its own savepoint, so every delivery
+//! is still atomic on its own and nobody waits for a commit per delivery.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::UserRecord;
+use super::store::{self, Upsert};
+use super::{Applied, Delivery, Effect, Write};
+use crate::clock::Clock;
+
+/// Delivery ids are remembered this long (Svix retries for about 27 hours; replays from the
+/// dashboard can come later, so keep well beyond that).
+pub const DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often old delivery ids and expired revocations are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Most commands applied in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Counts from a batch upsert.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchCounts {
+    /// New users.
+    pub inserted: usize,
+    /// Users whose row changed.
+    pub updated: usize,
+    /// Users left alone (stored row newer, or a tombstone).
+    pub unchanged: usize,
+    /// The records that were written, for caches to follow.
+    pub changed: Vec<UserRecord>,
+}
+
+/// What the writer can be asked to do.
+pub enum Command {
+    /// A verified webhook delivery.
+    Apply(Box<Delivery>, oneshot::Sender<Result<Applied, String>>),
+    /// A page of users from the Backend API.
+    UpsertUsers(Vec<UserRecord>, oneshot::Sender<Result<BatchCounts, String>>),
+    /// Tombstone live users absent from a complete sweep that began at `started_at_ms`.
+    TombstoneMissing(HashSet<String>, i64, oneshot::Sender<Result<Vec<String>, String>>),
+}
+
+/// Sends a command's reply once its transaction's fate is known (`Some(error)` = rolled back).
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// The writer's state.
+pub struct Writer {
+    conn: Connection,
+    clock: Clock,
+    revocation_retention: Duration,
+    last_prune_ms: i64,
+}
+
+impl Writer {
+    /// A writer over an open, migrated connection.
+    pub fn new(conn: Connection, clock: Clock, revocation_retention: Duration) -> Self {
+        Writer { conn, clock, revocation_retention, last_prune_ms: i64::MIN }
+    }
+
+    /// Applies commands until every sender is gone.
+    pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(batch);
+            self.prune_if_due();
+        }
+    }
+
+    fn apply_batch(&mut self, batch: Vec<Command>) {
+        let now_ms = self.clock.now_ms();
+        let retention = self.revocation_retention;
+        let mut tx = match self.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return batch.into_iter().for_each(|c| fail_command(c, &e.to_string())),
+        };
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        for command in batch {
+            match command {
+                Command::Apply(d, reply) => {
+                    step(&mut tx, &mut replies, reply, |c| apply_delivery(c, &d, now_ms, retention));
+                }
+                Command::UpsertUsers(users, reply) => step(&mut tx, &mut replies, reply, |c| upsert_users(c, &users)),
+                Command::TombstoneMissing(seen, started_at, reply) => {
+                    step(&mut tx, &mut replies, reply, |c| tombstone_missing(c, &seen, started_at, now_ms));
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
+            Err(e) => {
+                let error = format!("commit failed: {e}");
+                tracing::warn!(%error, "mirror write failed");
+                replies.into_iter().for_each(|reply| reply(Some(&error)));
+            }
+        }
+    }
+
+    fn prune_if_due(&mut self) {
+        let now_ms = self.clock.now_ms();
+        if now_ms.saturating_sub(self.last_prune_ms) < PRUNE_EVERY.as_millis() as i64 {
+            return;
+        }
+        self.last_prune_ms = now_ms;
+        let before = now_ms - DELIVERY_RETENTION.as_millis() as i64;
+        match store::prune(&self.conn, before, now_ms) {
+            Ok((deliveries, revocations)) if deliveries + revocations > 0 => {
+                tracing::debug!(deliveries, revocations, "pruned old delivery ids and expired revocations");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "mirror prune failed"),
+        }
+    }
+}
+
+/// Runs one command in its own savepoint; its reply waits for the commit.
+fn step<T: Send + 'static>(
+    tx: &mut Transaction<'_>,
+    replies: &mut Vec<Reply>,
+    reply: oneshot::Sender<Result<T, String>>,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) {
+    match in_savepoint(tx, work) {
+        Ok(value) => replies.push(Box::new(move |failure: Option<&str>| {
+            let _ = reply.send(failure.map_or(Ok(value), |e| Err(e.to_owned())));
+        })),
+        Err(error) => {
+            tracing::warn!(%error, "mirror write failed");
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+fn fail_command(command: Command, error: &str) {
+    tracing::warn!(error, "mirror write failed");
+    match command {
+        Command::Apply(_, tx) => drop(tx.send(Err(error.to_owned()))),
+        Command::UpsertUsers(_, tx) => drop(tx.send(Err(error.to_owned()))),
+        Command::TombstoneMissing(_, _, tx) => drop(tx.send(Err(error.to_owned()))),
+    }
+}
+
+/// Runs `f` inside a savepoint: kept on success, rolled back on error.
+fn in_savepoint<T>(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+    let savepoint = tx.savepoint().map_err(|e| e.to_string())?;
+    match f(&savepoint) {
+        Ok(value) => savepoint.commit().map(|()| value).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Tombstones live users older than the sweep that it did not see, unless that would be
+/// more than half the mirror: a sweep that suddenly misses most users is far likelier to
+/// be a wrong key or instance than a mass deletion.
+fn tombstone_missing(
+    conn: &Connection,
+    seen: &HashSet<String>,
+    started_at: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let missing: Vec<String> =
+        store::live_user_ids_before(conn, started_at)?.into_iter().filter(|id| !seen.contains(id)).collect();
+    let live = store::count_users(conn)? as usize;
+    if missing.len() > 10 && missing.len() * 2 > live {
+        tracing::warn!(missing = missing.len(), live, "sweep missed most users; not tombstoning any");
+        return Ok(Vec::new());
+    }
+    let mut gone = Vec::new();
+    for id in missing {
+        if store::delete_user(conn, &id, now_ms)? {
+            gone.push(id);
+        }
+    }
+    Ok(gone)
+}
+
+fn apply_delivery(conn: &Connection, d: &Delivery, now_ms: i64, retention: Duration) -> rusqlite::Result<Applied> {
+    if !store::record_delivery(conn, &d.id, &d.event_type, now_ms)? {
+        return Ok(Applied::Duplicate);
+    }
+    let ordered = |upsert: Upsert, effect: Effect| if upsert.changed() { effect } else { Effect::Ignored(upsert) };
+    let effect = match &d.write {
+        Write::UpsertUser(user) => ordered(store::upsert_user(conn, user)?, Effect::UserChanged(Box::new(user.clone()))),
+        Write::DeleteUser { id } => {
+            store::delete_user(conn, id, d.at_ms)?;
+            Effect::UserDeleted(id.clone())
+        }
+        Write::RevokeSession { session_id, user_id } => {
+            let until_ms = now_ms.saturating_add(retention.as_millis() as i64);
+            store::revoke_session(conn, session_id, user_id.as_deref(), now_ms, until_ms)?;
+            Effect::SessionRevoked { session_id: session_id.clone(), until_ms }
+        }
+        Write::UpsertOrg(org) => ordered(store::upsert_org(conn, org)?, Effect::Stored),
+        Write::DeleteOrg { id } => {
+            store::delete_org(conn, id, d.at_ms)?;
+            Effect::Stored
+        }
+        Write::UpsertMembership(m) => ordered(store::upsert_membership(conn, m)?, Effect::Stored),
+        Write::DeleteMembership(m) => {
+            store::delete_membership(conn, m)?;
+            Effect::Stored
+        }
+        Write::Nothing => Effect::NotMirrored,
+    };
+    Ok(Applied::Applied(effect))
+}
+
+fn upsert_users(conn: &Connection, users: &[UserRecord]) -> rusqlite::Result<BatchCounts> {
+    let mut counts = BatchCounts::default();
+    for user in users {
+        match store::upsert_user(conn, user)? {
+            Upsert::Inserted => counts.inserted += 1,
+            Upsert::Updated => counts.updated += 1,
+            Upsert::Stale | Upsert::Tombstoned => {
+                counts.unchanged += 1;
+                continue;
+            }
+        }
+        counts.changed.push(user.clone());
+    }
+    Ok(counts)
+}

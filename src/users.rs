@@ -1,0 +1,305 @@
+//! The user directory: mirrored users as the request path sees them. A bounded in-memory
+//! cache sits in front of SQLite (a user seen recently costs no disk read), header values
+//! are computed once per user version, users missing from the mirror are fetched from the
+//! Backend API once (single-flight, 404s remembered), and every in-process write to the
+//! mirror passes through here so the cache and the revocation list follow it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::HeaderValue;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::ascii;
+use crate::auth::revocation::RevokedSessions;
+use crate::cache::ExpiringMap;
+use crate::clerk_api::ClerkApi;
+use crate::clock::Clock;
+use crate::mirror::records::UserRecord;
+use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, StoredUser};
+
+/// How long "not in the mirror, and nobody to ask" is remembered.
+const ABSENT_TTL: Duration = Duration::from_secs(60);
+/// How long a failed Backend API lookup is remembered (so an outage is not hammered).
+const FAILED_FETCH_TTL: Duration = Duration::from_secs(10);
+
+/// A mirrored user with its header values ready.
+#[derive(Debug)]
+pub struct UserProfile {
+    /// The record.
+    pub record: UserRecord,
+    /// `X-User-Email`, when the user has a primary email.
+    pub email: Option<HeaderValue>,
+    /// `X-User-Metadata`: public metadata, compact ASCII JSON.
+    pub metadata: HeaderValue,
+    /// `X-User`: the profile, compact ASCII JSON.
+    pub profile: HeaderValue,
+}
+
+impl UserProfile {
+    /// Computes the header values of `record`.
+    pub fn new(record: UserRecord) -> Self {
+        let profile = json!({
+            "id": record.id,
+            "username": record.username,
+            "first_name": record.first_name,
+            "last_name": record.last_name,
+            "email": record.primary_email,
+            "image_url": record.image_url,
+            "public_metadata": record.public_metadata,
+        });
+        UserProfile {
+            email: record.primary_email.as_deref().map(ascii::header_value),
+            metadata: ascii::header_value(&record.public_metadata.to_string()),
+            profile: ascii::header_value(&profile.to_string()),
+            record,
+        }
+    }
+}
+
+/// `Some(profile)` for a live user, `None` for a user known to be absent or deleted.
+type Entry = Option<Arc<UserProfile>>;
+
+/// The directory.
+pub struct Directory {
+    mirror: Mirror,
+    api: Option<ClerkApi>,
+    cache: ExpiringMap<String, Entry>,
+    revoked: Arc<RevokedSessions>,
+    clock: Clock,
+    ttl: Duration,
+    fetch_timeout: Duration,
+    fetching: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// Settings for `Directory::new`.
+pub struct DirectorySettings {
+    /// Most users kept in memory.
+    pub cache_size: usize,
+    /// How long a cached user is trusted before SQLite is read again.
+    pub ttl: Duration,
+    /// How long a request waits for a Backend API fill.
+    pub fetch_timeout: Duration,
+}
+
+impl Directory {
+    /// A directory over `mirror`; `api` enables lazy fills.
+    pub fn new(
+        mirror: Mirror,
+        api: Option<ClerkApi>,
+        revoked: Arc<RevokedSessions>,
+        clock: Clock,
+        settings: DirectorySettings,
+    ) -> Self {
+        Directory {
+            mirror,
+            api,
+            cache: ExpiringMap::new(settings.cache_size),
+            revoked,
+            clock,
+            ttl: settings.ttl,
+            fetch_timeout: settings.fetch_timeout,
+            fetching: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The mirror underneath.
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// The user `user_id`, from memory, else SQLite, else (once, with a deadline) the
+    /// Backend API. `None` when the user is unknown, deleted, or not fetched in time.
+    pub async fn lookup(self: &Arc<Self>, user_id: &str) -> Option<Arc<UserProfile>> {
+        if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
+            return entry;
+        }
+        match self.mirror.user(user_id).await {
+            Ok(Some(StoredUser::Live(record))) => Some(self.remember(*record)),
+            Ok(Some(StoredUser::Deleted)) => {
+                self.remember_absent(user_id, self.ttl);
+                None
+            }
+            Ok(None) if self.api.is_some() => self.fill(user_id).await,
+            Ok(None) => {
+                self.remember_absent(user_id, ABSENT_TTL);
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "mirror read failed; forwarding without user headers");
+                None
+            }
+        }
+    }
+
+    fn remember(&self, record: UserRecord) -> Arc<UserProfile> {
+        let now = self.clock.now_ms();
+        let profile = Arc::new(UserProfile::new(record));
+        self.cache.insert(profile.record.id.clone(), Some(profile.clone()), now + ms(self.ttl), now);
+        profile
+    }
+
+    fn remember_absent(&self, user_id: &str, ttl: Duration) {
+        let now = self.clock.now_ms();
+        self.cache.insert(user_id.to_owned(), None, now + ms(ttl), now);
+    }
+
+    /// Waits (at most `fetch_timeout`) for the one Backend API fill of `user_id`, starting
+    /// it if nobody has. The fill finishes in the background even when the wait ends.
+    async fn fill(self: &Arc<Self>, user_id: &str) -> Option<Arc<UserProfile>> {
+        let (done, leader) = {
+            let Ok(mut fetching) = self.fetching.lock() else { return None };
+            match fetching.get(user_id) {
+                Some(done) => (done.clone(), false),
+                None => {
+                    let done = Arc::new(Notify::new());
+                    fetching.insert(user_id.to_owned(), done.clone());
+                    (done, true)
+                }
+            }
+        };
+        let finished = done.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
+        if leader {
+            let directory = self.clone();
+            let id = user_id.to_owned();
+            tokio::spawn(async move { directory.fetch_and_store(id).await });
+        } else if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
+            return entry;
+        }
+        let _ = tokio::time::timeout(self.fetch_timeout, finished).await;
+        self.cache.get(user_id, self.clock.now_ms()).flatten()
+    }
+
+    async fn fetch_and_store(self: Arc<Self>, user_id: String) {
+        let Some(api) = &self.api else { return };
+        match api.user(&user_id).await {
+            Ok(Some(record)) => match self.mirror.upsert_users(vec![record.clone()]).await {
+                Ok(_) => {
+                    self.remember(record);
+                }
+                Err(error) => tracing::warn!(%error, "could not store a fetched user"),
+            },
+            Ok(None) => self.remember_absent(&user_id, self.ttl),
+            Err(error) => {
+                tracing::warn!(%error, user_id, "Backend API user lookup failed");
+                self.remember_absent(&user_id, FAILED_FETCH_TTL);
+            }
+        }
+        if let Ok(mut fetching) = self.fetching.lock()
+            && let Some(done) = fetching.remove(&user_id)
+        {
+            done.notify_waiters();
+        }
+    }
+
+    /// Applies a verified webhook delivery and brings the cache and revocation list up to
+    /// date with what it changed.
+    ///
+    /// # Errors
+    /// A message when the mirror refuses the write (nothing changed).
+    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, String> {
+        let applied = self.mirror.apply(delivery).await?;
+        if let Applied::Applied(effect) = &applied {
+            self.follow(effect);
+        }
+        Ok(applied)
+    }
+
+    fn follow(&self, effect: &Effect) {
+        match effect {
+            Effect::UserChanged(record) => {
+                self.remember((**record).clone());
+            }
+            Effect::UserDeleted(id) => self.remember_absent(id, self.ttl),
+            Effect::SessionRevoked { session_id, until_ms } => {
+                self.revoked.insert(session_id, *until_ms, self.clock.now_ms());
+            }
+            Effect::Stored | Effect::Ignored(_) | Effect::NotMirrored => {}
+        }
+    }
+
+    /// Stores a page of users (reconcile), keeping the cache in step.
+    ///
+    /// # Errors
+    /// A message when the mirror refuses the write.
+    pub async fn store_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, String> {
+        let counts = self.mirror.upsert_users(users).await?;
+        for record in &counts.changed {
+            self.remember(record.clone());
+        }
+        Ok(counts)
+    }
+
+    /// Tombstones users a complete sweep did not see, keeping the cache in step.
+    ///
+    /// # Errors
+    /// A message when the mirror refuses the write.
+    pub async fn tombstone_missing(&self, seen: HashSet<String>, started_at_ms: i64) -> Result<Vec<String>, String> {
+        let gone = self.mirror.tombstone_missing(seen, started_at_ms).await?;
+        for id in &gone {
+            self.remember_absent(id, self.ttl);
+        }
+        Ok(gone)
+    }
+
+    /// Loads the revocations still in force from the mirror (at start-up).
+    ///
+    /// # Errors
+    /// A message when the query fails.
+    pub async fn load_revocations(&self) -> Result<usize, String> {
+        let now = self.clock.now_ms();
+        let rows = self.mirror.read(move |conn| crate::mirror::store::live_revocations(conn, now)).await?;
+        for (session_id, until) in &rows {
+            self.revoked.insert(session_id, *until, now);
+        }
+        Ok(rows.len())
+    }
+
+    /// The Backend API client, when a secret key is configured.
+    pub fn api(&self) -> Option<&ClerkApi> {
+        self.api.as_ref()
+    }
+}
+
+/// The public metadata of a profile, for `require.metadata`.
+pub fn public_metadata(profile: Option<&UserProfile>) -> Option<&Value> {
+    profile.map(|p| &p.record.public_metadata)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_ascii_json() {
+        let record = UserRecord {
+            id: "user_1".into(),
+            primary_email: Some("zoë@example.com".into()),
+            username: None,
+            first_name: Some("Zoë".into()),
+            last_name: Some("\"Quote\"".into()),
+            image_url: None,
+            public_metadata: json!({"plan": "pro", "city": "東京"}),
+            private_metadata: json!({"secret": 1}),
+            unsafe_metadata: json!({}),
+            created_at: None,
+            updated_at: 1,
+        };
+        let p = UserProfile::new(record);
+        assert_eq!(p.email.as_ref().unwrap(), "zo\\u00eb@example.com");
+        assert_eq!(p.metadata, r#"{"city":"\u6771\u4eac","plan":"pro"}"#);
+        let profile: Value = serde_json::from_str(p.profile.to_str().unwrap()).unwrap();
+        assert_eq!(profile["first_name"], "Zoë");
+        assert_eq!(profile["last_name"], "\"Quote\"");
+        assert_eq!(profile["public_metadata"]["city"], "東京");
+        assert!(profile.get("private_metadata").is_none(), "private metadata never leaves the mirror");
+    }
+}

@@ -3,8 +3,8 @@
 //!
 //! Percent-encoded unreserved characters are decoded (`%2e` becomes `.`), other escapes are
 //! kept with uppercase hex, dot segments are resolved, and empty segments (`//`) are
-//! collapsed. Encoded `/`, `\` and NUL, raw `\`, and malformed escapes are refused: there
-//! is no normal form for them that every backend would agree on.
+//! collapsed. Encoded `/`, `\` and NUL, raw `\` and `;`, and malformed escapes are refused:
+//! there is no normal form for them that every backend would agree on.
 
 use std::borrow::Cow;
 
@@ -20,6 +20,10 @@ pub enum PathError {
     /// `%2F`, `%5C`, `%00` or a raw backslash: ambiguous between backends.
     #[error("encoded separator or NUL in path")]
     AmbiguousByte,
+    /// A `;` path parameter: Java servlet containers drop `;…` from each segment before
+    /// routing, so `/public/..;/admin` would mean `/admin` to them.
+    #[error("path parameters (;) are not accepted")]
+    PathParameter,
 }
 
 /// Returns the normal form of `path` (the part of the request target before `?`).
@@ -32,6 +36,9 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     }
     if path.contains('\\') {
         return Err(PathError::AmbiguousByte);
+    }
+    if path.contains(';') {
+        return Err(PathError::PathParameter);
     }
     if is_normal(path) {
         return Ok(Cow::Borrowed(path));
@@ -122,7 +129,7 @@ mod tests {
 
     #[test]
     fn normal_paths_are_borrowed() {
-        for p in ["/", "/api/users", "/api/users/", "/a.b/c..d/.e", "/x;y=1"] {
+        for p in ["/", "/api/users", "/api/users/", "/a.b/c..d/.e", "/x-y_z~1"] {
             assert!(matches!(normalize(p), Ok(Cow::Borrowed(_))), "{p}");
         }
     }
@@ -170,6 +177,8 @@ mod tests {
         assert_eq!(norm("/a%zz"), Err(PathError::BadEscape));
         assert_eq!(norm("admin"), Err(PathError::NotAbsolute));
         assert_eq!(norm("*"), Err(PathError::NotAbsolute));
+        assert_eq!(norm("/public/..;/admin"), Err(PathError::PathParameter));
+        assert_eq!(norm("/admin;jsessionid=1/users"), Err(PathError::PathParameter));
     }
 
     #[test]

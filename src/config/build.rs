@@ -304,7 +304,8 @@ fn overlaps(a: &Route, b: &Route) -> bool {
         // A method-specific route refines a catch-all one on the same prefix.
         _ => false,
     };
-    a.path == b.path && a.host == b.host && methods_overlap
+    let (pa, pb) = (a.path.trim_end_matches('/'), b.path.trim_end_matches('/'));
+    pa.eq_ignore_ascii_case(pb) && a.host == b.host && methods_overlap
 }
 
 fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {

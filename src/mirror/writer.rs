@@ -190,7 +190,9 @@ fn apply_delivery(conn: &Connection, d: &Delivery, now_ms: i64, retention: Durat
     }
     let ordered = |upsert: Upsert, effect: Effect| if upsert.changed() { effect } else { Effect::Ignored(upsert) };
     let effect = match &d.write {
-        Write::UpsertUser(user) => ordered(store::upsert_user(conn, user)?, Effect::UserChanged(Box::new(user.clone()))),
+        Write::UpsertUser(user) => {
+            ordered(store::upsert_user(conn, user)?, Effect::UserChanged(Box::new(user.clone())))
+        }
         Write::DeleteUser { id } => {
             store::delete_user(conn, id, d.at_ms)?;
             Effect::UserDeleted(id.clone())

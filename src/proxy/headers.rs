@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HOST, TE, UPGRADE};
+use http::header::{CONNECTION, COOKIE, HOST, TE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::Identity;
@@ -80,10 +80,44 @@ pub fn restore_upgrade(headers: &mut HeaderMap, upgrade: HeaderValue) {
     headers.insert(UPGRADE, upgrade);
 }
 
-/// Removes every identity header name, every copy, whatever its case.
+/// Headers the gateway sets itself besides the identity ones.
+const MANAGED: [&str; 6] =
+    ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "x-real-ip", "forwarded"];
+
+/// Joins an HTTP/2 request's separate `cookie` fields into the one header HTTP/1.1
+/// upstreams expect (RFC 9113 §8.2.3).
+pub fn merge_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(COOKIE).iter();
+    if values.nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, value);
+    }
+}
+
+/// Removes every identity header name, every copy, whatever its case, and every
+/// underscore spelling of an identity or forwarding header: CGI-style backends (WSGI,
+/// Rack, PHP) read `X_User_Id` as `X-User-Id`.
 pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
     for name in names.all() {
         headers.remove(name);
+    }
+    if !headers.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let aliases: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            let dashed = k.as_str().replace('_', "-");
+            names.all().iter().any(|n| n.as_str() == dashed) || MANAGED.contains(&dashed.as_str())
+        })
+        .cloned()
+        .collect();
+    for alias in aliases {
+        headers.remove(alias);
     }
 }
 
@@ -163,14 +197,14 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
     headers.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
-/// `host` without its port, lowercased.
+/// `host` without its port or a trailing dot, lowercased.
 pub fn host_without_port(host: &str) -> String {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
     };
-    name.to_ascii_lowercase()
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -221,6 +255,27 @@ mod tests {
     }
 
     #[test]
+    fn split_cookies_are_joined() {
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "__session=t"), ("x", "y")]);
+        merge_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "a=1; __session=t");
+    }
+
+    #[test]
+    fn underscore_spellings_are_stripped_too() {
+        let mut h = map(&[
+            ("x_user_id", "evil"),
+            ("X_Org_Role", "org:admin"),
+            ("x_forwarded_for", "1.1.1.1"),
+            ("x_custom_thing", "ok"),
+        ]);
+        strip_identity(&mut h, &IdentityHeaderNames::default());
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x_custom_thing"], "ok");
+    }
+
+    #[test]
     fn forwarded_headers_from_untrusted_peers_are_replaced() {
         let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-host", "evil"), ("forwarded", "for=1.2.3.4")]);
         let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: false, scheme: "http" };
@@ -250,5 +305,6 @@ mod tests {
         assert_eq!(host_without_port("API.example.com:8080"), "api.example.com");
         assert_eq!(host_without_port("example.com"), "example.com");
         assert_eq!(host_without_port("[::1]:8080"), "::1");
+        assert_eq!(host_without_port("api.example.com.:443"), "api.example.com");
     }
 }

@@ -45,13 +45,20 @@ pub async fn forward(
     mut request: Request<Incoming>,
     target: Target<'_>,
 ) -> Result<(Response<Body>, Duration), Reject> {
+    // Only WebSocket upgrades pass: an h2c upgrade would hand the client an HTTP/2 tunnel
+    // to the upstream that no later request in it is checked on.
     let client_upgrade = match target.upgrade {
-        Some(protocol) if request.version() == Version::HTTP_11 => {
-            headers::restore_upgrade(request.headers_mut(), protocol);
-            Some(hyper::upgrade::on(&mut request))
+        Some(protocol)
+            if request.version() == Version::HTTP_11 && protocol.as_bytes().eq_ignore_ascii_case(b"websocket") =>
+        {
+            headers::restore_upgrade(request.headers_mut(), protocol.clone());
+            Some((protocol, hyper::upgrade::on(&mut request)))
         }
         _ => None,
     };
+    if request.version() == Version::HTTP_2 {
+        headers::merge_cookies(request.headers_mut());
+    }
     let headers = request.headers_mut();
     headers::set_forwarded(headers, target.peer, target.host);
     headers.insert(headers::X_REQUEST_ID.clone(), target.request_id);
@@ -68,10 +75,15 @@ pub async fn forward(
     let mut response = forward::send(client, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_upgrade) = client_upgrade else {
+        let Some((protocol, client_upgrade)) = client_upgrade else {
             tracing::warn!("upstream switched protocols without being asked to");
             return Err(Reject::BadGateway);
         };
+        let answered = response.headers().get(http::header::UPGRADE);
+        if !answered.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(protocol.as_bytes())) {
+            tracing::warn!("upstream switched to another protocol than the one asked for");
+            return Err(Reject::BadGateway);
+        }
         upgrade::splice(client_upgrade, &mut response);
     } else {
         headers::remove_hop_by_hop(response.headers_mut());

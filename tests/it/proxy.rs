@@ -62,12 +62,14 @@ async fn v1_org_claims_and_unicode_values_become_ascii_headers() {
     assert_eq!(reply.seen("x-org-permissions").as_deref(), Some("org:billing:read"));
 }
 
-/// Every identity header, in odd cases and twice over.
+/// Every identity header, in odd cases, twice over, and spelled with underscores (which
+/// WSGI, Rack and PHP backends read as the dashed name).
 fn spoofed() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in IDENTITY_HEADERS {
         out.push((name.to_owned(), "spoofed".to_owned()));
         out.push((name.to_ascii_uppercase(), "spoofed-again".to_owned()));
+        out.push((name.replace('-', "_"), "spoofed-underscore".to_owned()));
     }
     out
 }
@@ -96,8 +98,10 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
         let reply = get_spoofed(&gw, path, token).await;
         assert_eq!(reply.status, 200, "{path}");
         for name in IDENTITY_HEADERS {
-            let seen = reply.seen(name);
-            assert!(!seen.as_deref().unwrap_or("").contains("spoofed"), "{path} {name}: {seen:?}");
+            for spelling in [name.to_owned(), name.replace('-', "_")] {
+                let seen = reply.seen(&spelling);
+                assert!(!seen.as_deref().unwrap_or("").contains("spoofed"), "{path} {spelling}: {seen:?}");
+            }
         }
         assert_eq!(reply.seen("x-auth-status").as_deref(), status, "{path}");
         let user = if status == Some("signed-in") { Some("user_alice") } else { None };
@@ -134,9 +138,20 @@ async fn a_path_dressed_as_public_is_routed_on_its_normal_form() {
         let reply = gw.get(path, &[]).await;
         assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-missing"), "{path}");
     }
-    for path in ["/public/..%2fapi/x", "/public/..%2Fapi/x", "/public/..%5capi/x", "/public/%00/x", "/public/%zz"] {
+    for path in [
+        "/public/..%2fapi/x",
+        "/public/..%2Fapi/x",
+        "/public/..%5capi/x",
+        "/public/%00/x",
+        "/public/%zz",
+        "/public/..;/api/x",
+        "/api;x/y",
+    ] {
         assert_eq!(gw.get(path, &[]).await.status, 400, "{path}");
     }
+    let reply = gw.get("/API/x", &[]).await;
+    assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-missing"), "case cannot dodge /api/");
+    assert_eq!(gw.get("/PUBLIC/x", &[]).await.status, 200);
     let token = key_a().token(&claims());
     let reply = gw.get_with_token("/public/%2e%2e/api/x/./y?q=%2e%2e", &token).await;
     assert_eq!(reply.status, 200);
@@ -377,7 +392,7 @@ async fn upgrades_are_spliced_after_authentication() {
     let (gw, _jwks) = standard().await;
     let token = key_a().token(&claims());
     let request = format!(
-        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\nAuthorization: Bearer {token}\r\n\r\n"
+        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -394,6 +409,36 @@ async fn upgrades_are_spliced_after_authentication() {
     assert_eq!(&buf[..n], b"ping");
 
     let unauthenticated =
-        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\nConnection: close\r\n\r\n";
+        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n";
     assert_eq!(raw_status(&raw(gw.addr, unauthenticated.as_bytes()).await), 401);
+}
+
+#[tokio::test]
+async fn only_websocket_upgrades_pass() {
+    let (gw, _jwks) = standard().await;
+    let h2c = "GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+               HTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: close\r\n\r\n";
+    let response = raw(gw.addr, h2c.as_bytes()).await;
+    assert_eq!(raw_status(&response), 200, "served as a plain request");
+    assert!(!response.contains("\"upgrade\""), "the upstream never saw an Upgrade header: {response}");
+    let mismatched = "GET /public/wrong-upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                      Connection: close\r\n\r\n";
+    assert_eq!(raw_status(&raw(gw.addr, mismatched.as_bytes()).await), 502, "a 101 to another protocol");
+}
+
+#[tokio::test]
+async fn http2_cookies_reach_the_upstream_as_one_header() {
+    let (gw, _jwks) = standard().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let request = Request::get(format!("http://{}/public/c", gw.addr))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["headers"]["cookie"], json!(["a=1; b=2"]));
 }

@@ -283,6 +283,11 @@ impl Handler for Echo {
 
 fn upgrade_echo(request: &mut Request<Incoming>) -> Response<Body> {
     let user = request.headers().get("x-user-id").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+    let protocol = if request.uri().path().contains("/wrong-upgrade") {
+        "h2c".to_owned()
+    } else {
+        request.headers()["upgrade"].to_str().unwrap_or("").to_owned()
+    };
     let upgrade = hyper::upgrade::on(request);
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrade.await {
@@ -299,7 +304,7 @@ fn upgrade_echo(request: &mut Request<Incoming>) -> Response<Body> {
     Response::builder()
         .status(101)
         .header("connection", "upgrade")
-        .header("upgrade", "echo")
+        .header("upgrade", protocol)
         .body(body::empty())
         .unwrap()
 }

@@ -109,7 +109,8 @@ async fn process(
     trace.route = Some(route.index);
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, trace).await?;
-    let target = Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade };
+    let target =
+        Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade, tunnels: &state.tunnels };
     let (response, elapsed) = proxy::forward(client, request, target).await?;
     state.metrics.upstream_latency(route.index, elapsed);
     Ok(response)

@@ -94,6 +94,7 @@ pub async fn run(
         tls: None,
         tls_handshake_timeout: config.server.tls_handshake_timeout,
         grace_timeout: Duration::from_secs(1),
+        detached: tokio_util::task::TaskTracker::new(),
     };
     let admin = tokio::spawn(server::serve(
         listeners.admin,
@@ -110,6 +111,7 @@ pub async fn run(
         tls,
         tls_handshake_timeout: config.server.tls_handshake_timeout,
         grace_timeout: config.server.grace_timeout,
+        detached: state.tunnels.clone(),
     };
     let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
     let workers = config.server.workers;

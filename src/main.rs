@@ -9,18 +9,23 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Log lines are written by a background thread; the guard flushes them on exit.
+    let _flush_logs = init_logging(cli.log_format);
     // One crypto provider for rustls (server, upstream client, reqwest) and jsonwebtoken.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     execute(cli)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a non-blocking writer, so a slow log pipe never stalls a proxy
+/// worker (lines are dropped instead, and counted by tracing-appender).
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }

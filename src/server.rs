@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
 use crate::proxy::body::Body;
 
@@ -36,6 +37,9 @@ pub struct ServeOptions {
     pub tls_handshake_timeout: Duration,
     /// After `stop`: how long open connections get to finish.
     pub grace_timeout: Duration,
+    /// Tasks handlers spawn that outlive their request (upgraded connections): shutdown
+    /// gives them the same grace timeout as open connections.
+    pub detached: TaskTracker,
 }
 
 /// A request handler: given the peer address and the request, produce the response.
@@ -59,7 +63,7 @@ pub async fn serve<H: Handler>(
     })
     .await;
     drop(listener);
-    finish(graceful, options.grace_timeout).await;
+    finish(graceful, &options).await;
 }
 
 /// Like `serve`, but connections are handed round-robin to `workers` threads, each with its
@@ -93,7 +97,7 @@ pub async fn serve_on_workers<H, F>(
         aborts.push(worker.abort);
         threads.push(worker.thread);
     }
-    finish(graceful, options.grace_timeout).await;
+    finish(graceful, &options).await;
     for abort in aborts {
         let _ = abort.send(());
     }
@@ -125,10 +129,17 @@ async fn accept_until(
     }
 }
 
-async fn finish(graceful: GracefulShutdown, grace: Duration) {
+async fn finish(graceful: GracefulShutdown, options: &ServeOptions) {
     let open = graceful.count();
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(open, "grace timeout passed with requests still in flight; closing them");
+    let detached = &options.detached;
+    let everything = async {
+        graceful.shutdown().await;
+        detached.close();
+        detached.wait().await;
+    };
+    if tokio::time::timeout(options.grace_timeout, everything).await.is_err() {
+        let tunnels = detached.len();
+        tracing::warn!(open, tunnels, "grace timeout passed with requests still in flight; closing them");
     }
 }
 
@@ -167,8 +178,8 @@ impl Worker {
         Worker { connections, abort, thread }
     }
 
-    /// Serves what arrives until the acceptor is gone, then lets open connections finish
-    /// unless told to abort them.
+    /// Serves what arrives until the acceptor is gone, then keeps running until shutdown
+    /// is over.
     async fn run<H: Handler>(
         mut incoming: mpsc::UnboundedReceiver<Accepted>,
         aborted: oneshot::Receiver<()>,
@@ -190,10 +201,11 @@ impl Worker {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
-        tokio::select! {
-            () = async { while tasks.join_next().await.is_some() {} } => {}
-            _ = aborted => tasks.abort_all(),
-        }
+        // The acceptor is gone, but connections and upgraded tunnels still run on this
+        // runtime: keep it until the acceptor says shutdown is over (everything finished or
+        // the grace timeout passed), then drop whatever is left.
+        let _ = aborted.await;
+        tasks.abort_all();
     }
 }
 

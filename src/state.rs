@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use ipnet::IpNet;
 use reqwest::Url;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::jwks::KeyStore;
 use crate::auth::revocation::RevokedSessions;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub scheme: &'static str,
     /// The time source.
     pub clock: Clock,
+    /// Upgraded connections (WebSockets), tracked so shutdown can wait for them.
+    pub tunnels: TaskTracker,
     trusted_proxies: Vec<IpNet>,
     upstream_connect_timeout: Duration,
     draining: AtomicBool,
@@ -97,6 +100,7 @@ impl AppState {
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             clock,
+            tunnels: TaskTracker::new(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstream_connect_timeout: config.server.upstream_connect_timeout,
             draining: AtomicBool::new(false),

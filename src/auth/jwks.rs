@@ -147,16 +147,20 @@ impl KeyStore {
         kid.and_then(|k| set.by_kid.get(k)).cloned().ok_or(Reason::JwkKidMismatch)
     }
 
+    /// At most one traffic-triggered fetch per `MIN_REFETCH_INTERVAL`. A clock that stepped
+    /// back (NTP, a restored VM) makes the last attempt look like the future: allow a fetch
+    /// rather than freeze refreshes until the clock catches up.
     fn refetch_allowed(&self) -> bool {
         let since = self.clock.now_ms().saturating_sub(self.last_attempt_ms.load(Ordering::Acquire));
-        since >= MIN_REFETCH_INTERVAL.as_millis() as i64
+        !(0..MIN_REFETCH_INTERVAL.as_millis() as i64).contains(&since)
     }
 
     /// Starts a background refresh when the set is older than the TTL.
     fn refresh_if_stale(self: &Arc<Self>) {
         let Some(set) = self.current.load_full() else { return };
         let age = self.clock.now_ms().saturating_sub(set.loaded_at_ms);
-        if self.fetcher.is_some() && age >= KEYS_TTL.as_millis() as i64 && self.refetch_allowed() {
+        let stale = !(0..KEYS_TTL.as_millis() as i64).contains(&age);
+        if self.fetcher.is_some() && stale && self.refetch_allowed() {
             self.start_fetch();
         }
     }

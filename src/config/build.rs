@@ -29,7 +29,7 @@ const MIN_HEADER_BYTES: u64 = 8 * 1024;
 
 pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let upstream_timeout =
-        duration("server.upstream_timeout", raw.server.upstream_timeout.as_deref(), Duration::from_secs(30))?;
+        timeout("server.upstream_timeout", raw.server.upstream_timeout.as_deref(), Duration::from_secs(30))?;
     let server = server(raw.server)?;
     let config = Config {
         server,
@@ -75,17 +75,17 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         trusted_proxies,
         drain_delay: duration("server.drain_delay", raw.drain_delay.as_deref(), Duration::from_secs(5))?,
         grace_timeout: duration("server.grace_timeout", raw.grace_timeout.as_deref(), Duration::from_secs(25))?,
-        header_read_timeout: duration(
+        header_read_timeout: timeout(
             "server.header_read_timeout",
             raw.header_read_timeout.as_deref(),
             Duration::from_secs(10),
         )?,
-        tls_handshake_timeout: duration(
+        tls_handshake_timeout: timeout(
             "server.tls_handshake_timeout",
             raw.tls_handshake_timeout.as_deref(),
             Duration::from_secs(10),
         )?,
-        upstream_connect_timeout: duration(
+        upstream_connect_timeout: timeout(
             "server.upstream_connect_timeout",
             raw.upstream_connect_timeout.as_deref(),
             Duration::from_secs(5),
@@ -136,14 +136,23 @@ fn clerk(raw: RawClerk, env: EnvLookup<'_>) -> Result<ClerkConfig, ConfigError> 
         api_url,
         authorized_parties: authorized_parties(raw.authorized_parties.unwrap_or_default())?,
         allow_missing_azp: raw.allow_missing_azp.unwrap_or(false),
-        clock_skew: duration("clerk.clock_skew", raw.clock_skew.as_deref(), Duration::from_secs(5))?,
+        clock_skew: clock_skew(raw.clock_skew.as_deref())?,
         sign_in_url: raw
             .sign_in_url
             .filter(|u| !u.is_empty())
             .map(|u| http_url("clerk.sign_in_url", &u))
             .transpose()?,
-        api_timeout: duration("clerk.api_timeout", raw.api_timeout.as_deref(), Duration::from_secs(5))?,
+        api_timeout: timeout("clerk.api_timeout", raw.api_timeout.as_deref(), Duration::from_secs(5))?,
     })
+}
+
+/// Session tokens live a minute; a skew of minutes would accept long-expired tokens.
+fn clock_skew(text: Option<&str>) -> Result<Duration, ConfigError> {
+    let skew = duration("clerk.clock_skew", text, Duration::from_secs(5))?;
+    if skew > Duration::from_secs(120) {
+        return Err(ConfigError::new("clerk.clock_skew", "at most 2m (session tokens live about a minute)"));
+    }
+    Ok(skew)
 }
 
 fn key_source(
@@ -202,7 +211,7 @@ fn mirror(raw: RawMirror) -> Result<MirrorConfig, ConfigError> {
             Some(0) => return Err(ConfigError::new("mirror.cache_size", "must be at least 1")),
         },
         cache_ttl: duration("mirror.cache_ttl", raw.cache_ttl.as_deref(), Duration::from_secs(300))?,
-        fetch_timeout: duration("mirror.fetch_timeout", raw.fetch_timeout.as_deref(), Duration::from_millis(1500))?,
+        fetch_timeout: timeout("mirror.fetch_timeout", raw.fetch_timeout.as_deref(), Duration::from_millis(1500))?,
     })
 }
 
@@ -331,7 +340,7 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
         auth,
         strip_prefix: raw.strip_prefix.unwrap_or(false),
         require,
-        timeout: duration(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
+        timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
         max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
         path: raw.path,
     })
@@ -478,6 +487,15 @@ fn check_signing_secret(secret: &str) -> Result<(), String> {
 
 fn duration(path: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
     text.map_or(Ok(default), |t| parse_duration(t).map_err(|m| ConfigError::new(path, m)))
+}
+
+/// A deadline: zero would fail every request (or never load keys), so it is refused.
+fn timeout(path: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let value = duration(path, text, default)?;
+    if value.is_zero() {
+        return Err(ConfigError::new(path, "a timeout of zero would fail every request"));
+    }
+    Ok(value)
 }
 
 fn size_value(path: &str, size: Size) -> Result<u64, ConfigError> {

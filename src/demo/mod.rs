@@ -163,6 +163,7 @@ async fn spawn_helper<H: Handler>(handler: H) -> Result<SocketAddr, Error> {
         tls: None,
         tls_handshake_timeout: Duration::from_secs(10),
         grace_timeout: Duration::from_secs(1),
+        detached: Default::default(),
     };
     tokio::spawn(server::serve(listener, options, handler, pending::<()>()));
     Ok(addr)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Route;
 use crate::error::Reject;
@@ -33,6 +34,8 @@ pub struct Target<'a> {
     pub request_id: HeaderValue,
     /// The `Upgrade` protocol the client asked for, from `headers::remove_hop_by_hop`.
     pub upgrade: Option<HeaderValue>,
+    /// Where an upgraded connection's task is tracked.
+    pub tunnels: &'a TaskTracker,
 }
 
 /// Forwards `request`, whose hop-by-hop headers are already gone, and returns the
@@ -84,7 +87,7 @@ pub async fn forward(
             tracing::warn!("upstream switched to another protocol than the one asked for");
             return Err(Reject::BadGateway);
         }
-        upgrade::splice(client_upgrade, &mut response);
+        upgrade::splice(client_upgrade, &mut response, target.tunnels);
     } else {
         headers::remove_hop_by_hop(response.headers_mut());
     }

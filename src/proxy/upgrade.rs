@@ -5,11 +5,13 @@ use http::Response;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio_util::task::TaskTracker;
 
-/// Joins the client's upgraded connection to the upstream's when both are ready.
-pub fn splice(client: OnUpgrade, upstream_response: &mut Response<Incoming>) {
+/// Joins the client's upgraded connection to the upstream's when both are ready, in a task
+/// `tunnels` tracks (so shutdown can give it the grace timeout).
+pub fn splice(client: OnUpgrade, upstream_response: &mut Response<Incoming>, tunnels: &TaskTracker) {
     let upstream = hyper::upgrade::on(upstream_response);
-    tokio::spawn(async move {
+    tunnels.spawn(async move {
         match tokio::try_join!(client, upstream) {
             Ok((client, upstream)) => {
                 let mut client = TokioIo::new(client);

@@ -109,6 +109,17 @@ fn check_names_the_key_of_every_mistake() {
         (format!("{keyed}{route}{route}"), "route[1]: matches the same requests as route[0]"),
         (format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"ftp://x\"\n"), "route[0].upstream: unsupported scheme"),
         ("[clerk\n".to_owned(), "TOML syntax error at line 1"),
+        (
+            format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\ntimeout = \"0s\"\n"),
+            "route[0].timeout: a timeout of zero",
+        ),
+        (format!("{keyed}clock_skew = \"10m\"\n{route}"), "clerk.clock_skew: at most 2m"),
+        (
+            format!(
+                "{keyed}[[route]]\npath = \"/api\"\nupstream = \"http://x\"\n[[route]]\npath = \"/API/\"\nupstream = \"http://y\"\n"
+            ),
+            "route[1]: matches the same requests as route[0]",
+        ),
     ];
     for (toml, expected) in cases {
         let out = check_text(&toml);
@@ -281,6 +292,7 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
         tls: Some(clerk_gateway::tls::acceptor(&files).unwrap()),
         tls_handshake_timeout: Duration::from_secs(5),
         grace_timeout: Duration::from_secs(1),
+        detached: Default::default(),
     };
     tokio::spawn(clerk_gateway::server::serve(listener, options, Echo, std::future::pending::<()>()));
     let config = public_config(&format!("https://{upstream}"));

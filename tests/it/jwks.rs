@@ -158,3 +158,13 @@ upstream = "http://{upstream}"
     assert_eq!(reply.reason(), "token-invalid-signature");
     assert_eq!(gw.metric("clerk_gateway_jwks_fetches_total").await, 0.0);
 }
+
+#[tokio::test]
+async fn a_clock_that_steps_back_does_not_freeze_refetches() {
+    let (gw, jwks) = standard().await;
+    jwks.set_keys(vec![key_a().jwk.clone(), key_b().jwk.clone()]);
+    gw.clock.set_ms(NOW_MS - 600_000);
+    let token_b = key_b().token(&claims_at(-600));
+    assert_eq!(gw.get_with_token("/api/x", &token_b).await.status, 200, "the rotated key is fetched at once");
+    assert_eq!(jwks.hits(), 2);
+}

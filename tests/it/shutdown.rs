@@ -32,3 +32,29 @@ async fn shutdown_drains_then_finishes_in_flight_requests() {
     gw.stopped().await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
+
+#[tokio::test]
+async fn an_open_websocket_gets_the_grace_period() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut gw, _jwks) = standard().await;
+    let token = key_a().token(&claims());
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let upgrade = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("hello user_alice\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    gw.trigger_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(b"still there?").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"still there?", "the tunnel outlives the start of shutdown");
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(4), gw.stopped()).await.expect("stops once the tunnel closes").unwrap();
+}

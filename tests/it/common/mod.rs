@@ -134,6 +134,7 @@ fn quick_options() -> ServeOptions {
         tls: None,
         tls_handshake_timeout: Duration::from_secs(5),
         grace_timeout: Duration::from_secs(1),
+        detached: Default::default(),
     }
 }
 

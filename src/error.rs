@@ -35,6 +35,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A command asked for something that is not there (`users get`).
+    #[error("{0}")]
+    NotFound(String),
     /// Anything else at runtime.
     #[error("{0}")]
     Runtime(String),
@@ -44,7 +47,7 @@ impl Error {
     /// The process exit code: 1 for bad configuration or input, 2 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Tls(_) => 1,
+            Error::Config(_) | Error::Tls(_) | Error::NotFound(_) => 1,
             Error::Bind { .. } | Error::Mirror { .. } | Error::Runtime(_) => 2,
         }
     }

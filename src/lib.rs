@@ -85,6 +85,7 @@ pub async fn run(
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let state = AppState::build(&config, clock).await?;
     let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
+    let reconcile = config.mirror.reconcile_every.map(|every| tokio::spawn(reconcile(state.clone(), every)));
     log_start(&config, &listeners);
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -122,8 +123,23 @@ pub async fn run(
     let _ = admin_stop.send(());
     let _ = admin.await;
     keys.abort();
+    if let Some(task) = reconcile {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sweeps every user from the Backend API now and every `every` after, so a replica that
+/// missed webhooks converges.
+async fn reconcile(state: Arc<AppState>, every: Duration) {
+    let Some(api) = state.users.api().cloned() else { return };
+    loop {
+        if let Err(error) = sync::sweep(&api, state.users.as_ref(), &state.clock, &mut sync::Quiet).await {
+            tracing::warn!(%error, "reconcile sweep failed; the next one will retry");
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn drain_after(shutdown: impl Future<Output = ()>, state: Arc<AppState>, delay: Duration) {

@@ -151,6 +151,11 @@ impl Directory {
     async fn fill(self: &Arc<Self>, user_id: &str) -> Option<Arc<UserProfile>> {
         let (done, leader) = {
             let Ok(mut fetching) = self.fetching.lock() else { return None };
+            // A fill that finished since this request missed the cache has already stored
+            // its answer there (before leaving `fetching`): use it rather than fetch again.
+            if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
+                return entry;
+            }
             match fetching.get(user_id) {
                 Some(done) => (done.clone(), false),
                 None => {

@@ -40,6 +40,12 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Config
         headers: headers(raw.headers)?,
         routes: routes(raw.routes, upstream_timeout)?,
     };
+    if config.mirror.reconcile_every.is_some() && config.clerk.secret_key.is_none() {
+        return Err(ConfigError::new(
+            "mirror.reconcile_every",
+            "needs clerk.secret_key to read users from the Backend API",
+        ));
+    }
     if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
         return Err(ConfigError::new("admin.listen", "must differ from server.listen"));
     }

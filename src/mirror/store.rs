@@ -15,6 +15,8 @@ pub enum Upsert {
     Inserted,
     /// An existing row, updated.
     Updated,
+    /// The stored row is this very version already (same `updated_at`, same content).
+    Same,
     /// Ignored: the stored row is newer.
     Stale,
     /// Ignored: the row was deleted and stays deleted.
@@ -89,7 +91,13 @@ pub fn record_delivery(conn: &Connection, svix_id: &str, event_type: &str, now_m
 
 /// Upserts a user under the ordering rule.
 pub fn upsert_user(conn: &Connection, u: &UserRecord) -> rusqlite::Result<Upsert> {
-    let decision = decide(conn, Table::Users, &u.id, u.updated_at)?;
+    let mut decision = decide(conn, Table::Users, &u.id, u.updated_at)?;
+    if decision == Upsert::Updated
+        && let Some(StoredUser::Live(stored)) = read_user(conn, &u.id)?
+        && *stored == *u
+    {
+        decision = Upsert::Same;
+    }
     if decision.changed() {
         let sql = "INSERT INTO users (id, primary_email, username, first_name, last_name, image_url,
                 public_metadata, private_metadata, unsafe_metadata, created_at, updated_at, deleted)
@@ -342,6 +350,7 @@ mod tests {
         assert_eq!(upsert_user(&conn, &user("user_1", "b", 20)).unwrap(), Upsert::Stale);
         assert_eq!(name_of(&conn, "user_1").as_deref(), Some("c"));
         assert_eq!(upsert_user(&conn, &user("user_1", "c2", 30)).unwrap(), Upsert::Updated, "equal is not older");
+        assert_eq!(upsert_user(&conn, &user("user_1", "c2", 30)).unwrap(), Upsert::Same, "the stored version already");
     }
 
     #[test]

@@ -223,7 +223,7 @@ fn upsert_users(conn: &Connection, users: &[UserRecord]) -> rusqlite::Result<Bat
         match store::upsert_user(conn, user)? {
             Upsert::Inserted => counts.inserted += 1,
             Upsert::Updated => counts.updated += 1,
-            Upsert::Stale | Upsert::Tombstoned => {
+            Upsert::Same | Upsert::Stale | Upsert::Tombstoned => {
                 counts.unchanged += 1;
                 continue;
             }

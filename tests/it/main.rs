@@ -6,4 +6,6 @@ mod common;
 mod jwks;
 mod proxy;
 mod shutdown;
+mod sync;
 mod tokens;
+mod webhook;

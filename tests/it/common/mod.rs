@@ -553,3 +553,217 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
 pub fn raw_status(response: &str) -> u16 {
     response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+// ---------------------------------------------------------------- fake Backend API
+
+/// A scripted answer the fake Backend API gives instead of the real one.
+#[derive(Clone)]
+pub struct Scripted {
+    /// Applies to requests whose path starts with this.
+    pub path_prefix: &'static str,
+    /// Skip this many matching requests first.
+    pub after: usize,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct BapiState {
+    /// Users newest first, as Clerk lists them.
+    pub users: Mutex<Vec<Value>>,
+    pub keys: Mutex<Vec<Value>>,
+    pub script: Mutex<Vec<Scripted>>,
+    pub requests: Mutex<Vec<String>>,
+    /// While set, `GET /v1/users/{id}` waits until `release` is notified.
+    pub hold_lookups: std::sync::atomic::AtomicBool,
+    pub release: tokio::sync::Notify,
+}
+
+/// A fake Clerk Backend API: users (paginated by offset or starting_after), user count,
+/// single users (404 in Clerk's error shape), JWKS; bearer `sk_test_fake` required.
+#[derive(Clone)]
+pub struct FakeBapi {
+    pub addr: SocketAddr,
+    pub state: Arc<BapiState>,
+}
+
+pub const FAKE_SECRET: &str = "sk_test_fake";
+
+impl FakeBapi {
+    pub async fn start(users: Vec<Value>) -> FakeBapi {
+        let state = Arc::new(BapiState::default());
+        *state.users.lock().unwrap() = users;
+        *state.keys.lock().unwrap() = vec![key_a().jwk.clone()];
+        let (addr, stop) = spawn_server(BapiHandler { state: state.clone() }).await;
+        std::mem::forget(stop);
+        FakeBapi { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen whose path starts with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.state.requests.lock().unwrap().iter().filter(|p| p.starts_with(prefix)).count()
+    }
+
+    pub fn script(&self, scripted: Scripted) {
+        self.state.script.lock().unwrap().push(scripted);
+    }
+
+    pub fn set_users(&self, users: Vec<Value>) {
+        *self.state.users.lock().unwrap() = users;
+    }
+}
+
+#[derive(Clone)]
+struct BapiHandler {
+    state: Arc<BapiState>,
+}
+
+fn json_reply(status: u16, body: Value) -> Response<Body> {
+    let mut response = Response::new(body::full(body.to_string()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
+fn clerk_error(status: u16, code: &str) -> Response<Body> {
+    json_reply(
+        status,
+        json!({"errors": [{"code": code, "message": code, "long_message": code}], "clerk_trace_id": "t"}),
+    )
+}
+
+impl Handler for BapiHandler {
+    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+        let s = &self.state;
+        let path = request.uri().path().to_owned();
+        let query: BTreeMap<String, String> = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        s.requests.lock().unwrap().push(path.clone());
+        if request.headers().get("authorization").and_then(|v| v.to_str().ok())
+            != Some(&format!("Bearer {FAKE_SECRET}"))
+        {
+            return clerk_error(401, "clerk_key_invalid");
+        }
+        if let Some(scripted) = self.take_script(&path) {
+            let mut response = clerk_error(scripted.status, "scripted");
+            if let Some(secs) = scripted.retry_after {
+                response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+            }
+            return response;
+        }
+        if path == "/v1/jwks" {
+            return json_reply(200, json!({"keys": *s.keys.lock().unwrap()}));
+        }
+        if path == "/v1/users/count" {
+            let n = s.users.lock().unwrap().len();
+            return json_reply(200, json!({"object": "total_count", "total_count": n}));
+        }
+        if path == "/v1/users" {
+            return self.list(&query);
+        }
+        if let Some(id) = path.strip_prefix("/v1/users/") {
+            if s.hold_lookups.load(Ordering::SeqCst) {
+                s.release.notified().await;
+            }
+            let user = s.users.lock().unwrap().iter().find(|u| u["id"] == id).cloned();
+            return match user {
+                Some(user) => json_reply(200, user),
+                None => clerk_error(404, "resource_not_found"),
+            };
+        }
+        clerk_error(404, "resource_not_found")
+    }
+}
+
+impl BapiHandler {
+    fn take_script(&self, path: &str) -> Option<Scripted> {
+        let mut script = self.state.script.lock().unwrap();
+        let i = script.iter().position(|s| path.starts_with(s.path_prefix))?;
+        if script[i].after > 0 {
+            script[i].after -= 1;
+            return None;
+        }
+        Some(script.remove(i))
+    }
+
+    fn list(&self, query: &BTreeMap<String, String>) -> Response<Body> {
+        let users = self.state.users.lock().unwrap();
+        let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+        let start = match (query.get("starting_after"), query.get("offset")) {
+            (Some(after), _) => match users.iter().position(|u| u["id"] == after.as_str()) {
+                Some(i) => i + 1,
+                None => return clerk_error(422, "form_param_value_invalid"),
+            },
+            (None, Some(offset)) => offset.parse().unwrap_or(0),
+            (None, None) => 0,
+        };
+        let page: Vec<Value> = users.iter().skip(start).take(limit).cloned().collect();
+        json_reply(200, Value::Array(page))
+    }
+}
+
+/// A Clerk User object.
+pub fn clerk_user(id: &str, first_name: &str, updated_at: i64, public_metadata: Value) -> Value {
+    json!({
+        "id": id, "object": "user", "username": null, "first_name": first_name, "last_name": "Tester",
+        "image_url": format!("https://img.example.com/{id}"), "has_image": true,
+        "primary_email_address_id": format!("idn_{id}"),
+        "email_addresses": [{"id": format!("idn_{id}"), "object": "email_address",
+                             "email_address": format!("{}@example.com", id.trim_start_matches("user_"))}],
+        "public_metadata": public_metadata, "private_metadata": {"internal": true}, "unsafe_metadata": {},
+        "created_at": 1_700_000_000_000_i64, "updated_at": updated_at,
+    })
+}
+
+// ---------------------------------------------------------------- webhooks
+
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `svix-signature` for a delivery, computed here independently of the gateway.
+pub fn svix_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    let key_bytes = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key_bytes);
+    let mut content = format!("{id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    format!("v1,{}", STANDARD.encode(aws_lc_rs::hmac::sign(&key, &content)))
+}
+
+/// An event envelope.
+pub fn event(event_type: &str, data: Value) -> Value {
+    json!({"data": data, "object": "event", "type": event_type, "timestamp": NOW_MS, "instance_id": "ins_test"})
+}
+
+impl TestGateway {
+    /// POSTs a correctly signed delivery to `/webhooks/clerk`.
+    pub async fn deliver(&self, id: &str, event: &Value) -> Reply {
+        let body = event.to_string().into_bytes();
+        let signature = svix_signature(WEBHOOK_SECRET, id, NOW, &body);
+        let request = Request::post("/webhooks/clerk")
+            .header("host", "gateway.test")
+            .header("content-type", "application/json")
+            .header("svix-id", id)
+            .header("svix-timestamp", NOW.to_string())
+            .header("svix-signature", signature)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send(self.addr, request).await
+    }
+}
+
+/// The standard config plus a webhook endpoint (and, when given, Backend API settings).
+pub fn webhook_config(jwks: &FakeJwks, upstream: SocketAddr, mirror_path: &str) -> String {
+    standard_config(jwks, upstream).replace(
+        "[mirror]\npath = \":memory:\"",
+        &format!("[webhook]\nsigning_secret = \"{WEBHOOK_SECRET}\"\n\n[mirror]\npath = \"{mirror_path}\""),
+    )
+}

@@ -1,0 +1,90 @@
+//! `clerk-gateway check`: validate the config and print what it resolves to.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::Error;
+use crate::config::{self, Config, KeySource};
+
+/// Loads `path` and prints the report.
+///
+/// # Errors
+/// The config error.
+pub fn run(path: &Path) -> Result<(), Error> {
+    let config = Config::load(path, &config::process_env)?;
+    print!("{}", describe(path, &config));
+    Ok(())
+}
+
+/// The report: resolved settings, then the route table.
+pub fn describe(path: &Path, config: &Config) -> String {
+    let mut out = String::new();
+    let clerk = &config.clerk;
+    let keys = match &clerk.keys {
+        KeySource::Pem(_) => "jwt_key (PEM public key, no network)".to_owned(),
+        KeySource::Jwks { url, bearer: Some(_) } => format!("JWKS {url} (with the secret key)"),
+        KeySource::Jwks { url, bearer: None } => format!("JWKS {url}"),
+    };
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    let _ = writeln!(out, "configuration OK: {}", path.display());
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<10} {v}");
+    };
+    line("listen", format!("{} ({scheme})", config.server.listen));
+    line("admin", config.admin.listen.to_string());
+    line("keys", keys);
+    line("issuer", clerk.issuer.clone().unwrap_or_else(|| "(not checked)".into()));
+    let parties =
+        if clerk.authorized_parties.is_empty() { "(not checked)".into() } else { clerk.authorized_parties.join(", ") };
+    line("azp", parties);
+    line("skew", format!("{:?}", clerk.clock_skew));
+    line("sign-in", clerk.sign_in_url.as_ref().map_or_else(|| "(none: browsers get 401)".into(), |u| u.to_string()));
+    line("mirror", config.mirror.path.clone());
+    if let Some(webhook) = &config.webhook {
+        line("webhook", format!("POST {}", webhook.path));
+    }
+    out.push('\n');
+    out.push_str(&route_table(config));
+    out
+}
+
+fn route_table(config: &Config) -> String {
+    let header = ["#", "HOST", "PATH", "METHODS", "AUTH", "REQUIRE", "UPSTREAM", "STRIP", "TIMEOUT"];
+    let rows: Vec<[String; 9]> = config
+        .routes
+        .iter()
+        .map(|r| {
+            let mut require: Vec<String> = r.require.org_roles.iter().map(|x| format!("org_role={x}")).collect();
+            require.extend(r.require.permissions.iter().map(|x| format!("permission={x}")));
+            [
+                r.index.to_string(),
+                r.host.clone().unwrap_or_else(|| "*".into()),
+                r.path.clone(),
+                r.methods
+                    .as_ref()
+                    .map_or_else(|| "*".into(), |m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")),
+                r.auth.as_str().into(),
+                if require.is_empty() { "-".into() } else { require.join(" ") },
+                r.upstream.to_string(),
+                if r.strip_prefix { "yes".into() } else { "no".into() },
+                format!("{:?}", r.timeout),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no routes: every request will get 404\n".into();
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|row| row[c].len()).chain([header[c].len()]).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let mut emit = |cells: Vec<&str>| {
+        let line: Vec<String> = cells.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    };
+    emit(header.to_vec());
+    for row in &rows {
+        emit(row.iter().map(String::as_str).collect());
+    }
+    out
+}

@@ -1,0 +1,139 @@
+//! The mirror commands: `users list | get | count` (read-only, JSON on stdout) and `sync`
+//! (a full sweep from the Backend API with progress on stderr). Both are safe while the
+//! gateway runs: SQLite's WAL lets readers and a second writer in.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::UsersCommand;
+use crate::config::{self, Config, ConfigError};
+use crate::mirror::{self, Mirror, StoredUser, store};
+use crate::state;
+use crate::sync::{self, Progress, Report};
+use crate::{Clock, Error};
+
+/// `clerk-gateway users …`.
+///
+/// # Errors
+/// A config error, an unreadable mirror, or a user that is not there (exit 1).
+pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
+    let config = Config::load(config_path, &config::process_env)?;
+    if config.mirror.path == ":memory:" {
+        return Err(
+            ConfigError::new("mirror.path", "\":memory:\" lives inside the gateway process; nothing to read").into()
+        );
+    }
+    let conn = mirror::open_read_only(Path::new(&config.mirror.path))?;
+    let query_failed = |e: rusqlite::Error| Error::Mirror { path: config.mirror.path.clone(), message: e.to_string() };
+    let output = match command {
+        UsersCommand::List { limit, offset } => {
+            let users = store::list_users(&conn, limit, offset).map_err(query_failed)?;
+            serde_json::to_value(users).unwrap_or(Value::Null)
+        }
+        UsersCommand::Count => json!({ "count": store::count_users(&conn).map_err(query_failed)? }),
+        UsersCommand::Get { id } => match store::read_user(&conn, &id).map_err(query_failed)? {
+            Some(StoredUser::Live(user)) => {
+                let memberships = store::memberships_of(&conn, &id).map_err(query_failed)?;
+                let mut value = serde_json::to_value(*user).unwrap_or(Value::Null);
+                value["memberships"] = serde_json::to_value(memberships).unwrap_or(Value::Null);
+                value
+            }
+            Some(StoredUser::Deleted) => return Err(Error::NotFound(format!("user {id} was deleted"))),
+            None => return Err(Error::NotFound(format!("user {id} is not in the mirror"))),
+        },
+    };
+    println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
+    Ok(())
+}
+
+/// `clerk-gateway sync`.
+///
+/// # Errors
+/// A config error (no secret key), an unusable mirror, or a Backend API failure.
+pub async fn sync(config_path: &Path) -> Result<(), Error> {
+    let config = Config::load(config_path, &config::process_env)?;
+    let client = state::api_client(&config)?;
+    let Some(api) = state::clerk_api(&config, client) else {
+        return Err(ConfigError::new(
+            "clerk.secret_key",
+            "sync needs the Backend API secret key (or CLERK_SECRET_KEY)",
+        )
+        .into());
+    };
+    let clock = Clock::System;
+    let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
+    let mut progress = Bar::new();
+    let report = sync::sweep(&api, &mirror, &clock, &mut progress).await.map_err(|e| Error::Runtime(e.to_string()));
+    progress.finish();
+    let report = report?;
+    println!(
+        "synced {} users into {}: {} new, {} updated, {} unchanged, {} deleted ({} pages)",
+        report.fetched,
+        config.mirror.path,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.tombstoned,
+        report.pages
+    );
+    Ok(())
+}
+
+/// A progress bar on a terminal, plain lines (at every tenth of the way) otherwise.
+struct Bar {
+    bar: Option<ProgressBar>,
+    total: Option<u64>,
+    next_line_at: u64,
+}
+
+impl Bar {
+    fn new() -> Self {
+        Bar { bar: None, total: None, next_line_at: 0 }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, total: Option<u64>) {
+        self.total = total;
+        if std::io::stderr().is_terminal() {
+            let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+            let style = ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} users ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            self.bar = Some(bar);
+        } else {
+            eprintln!(
+                "sync: {} users to fetch",
+                total.map_or_else(|| "an unknown number of".into(), |t| t.to_string())
+            );
+        }
+    }
+
+    fn page(&mut self, report: &Report) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(report.fetched);
+            return;
+        }
+        if report.fetched >= self.next_line_at {
+            match self.total.filter(|t| *t > 0) {
+                Some(total) => {
+                    eprintln!("sync: {}/{total} users ({}%)", report.fetched, report.fetched * 100 / total);
+                    self.next_line_at = report.fetched + total.div_ceil(10);
+                }
+                None => {
+                    eprintln!("sync: {} users", report.fetched);
+                    self.next_line_at = report.fetched + 10 * u64::from(sync::PAGE_SIZE);
+                }
+            }
+        }
+    }
+}

@@ -81,6 +81,9 @@ impl Family {
     }
 }
 
+/// Where a user lookup was answered: memory, SQLite, the Backend API, or nowhere.
+pub const USER_SOURCES: &[&str] = &["memory", "mirror", "backend-api", "none"];
+
 /// The label sets metrics are built with.
 pub struct Labels {
     /// One per configured route, in config order.
@@ -108,6 +111,7 @@ pub struct Metrics {
     webhook_events: Family,
     webhook_outcomes_per_type: usize,
     webhook_rejections: Family,
+    user_lookups: Family,
     token_cache_hits: AtomicU64,
     token_cache_misses: AtomicU64,
     jwks_fetches: AtomicU64,
@@ -143,11 +147,22 @@ impl Metrics {
                 "reason",
                 labels.webhook_rejections,
             ),
+            user_lookups: Family::new(
+                "clerk_gateway_user_lookups_total",
+                "Where signed-in users' profiles came from.",
+                "source",
+                USER_SOURCES,
+            ),
             token_cache_hits: AtomicU64::new(0),
             token_cache_misses: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
             jwks_failures: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a user lookup by where it was answered (an index into `USER_SOURCES`).
+    pub fn user_lookup(&self, source: usize) {
+        self.user_lookups.inc(source);
     }
 
     /// Counts a response for route `route` (`None` = no route matched).
@@ -213,6 +228,7 @@ impl Metrics {
         self.auth.render(&mut out, false);
         self.webhook_events.render(&mut out, true);
         self.webhook_rejections.render(&mut out, false);
+        self.user_lookups.render(&mut out, false);
         counter(&mut out, "clerk_gateway_token_cache_hits_total", "Verified-token cache hits.", &self.token_cache_hits);
         counter(
             &mut out,

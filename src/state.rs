@@ -72,7 +72,7 @@ impl AppState {
         let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())
             .map_err(Error::Runtime)?;
         let revoked = Arc::new(RevokedSessions::default());
-        let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone()).await?);
+        let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone(), metrics.clone()).await?);
         let restored = users
             .load_revocations()
             .await
@@ -170,6 +170,7 @@ async fn directory(
     client: reqwest::Client,
     revoked: Arc<RevokedSessions>,
     clock: Clock,
+    metrics: Arc<Metrics>,
 ) -> Result<Directory, Error> {
     let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
     let settings = DirectorySettings {
@@ -177,7 +178,7 @@ async fn directory(
         ttl: config.mirror.cache_ttl,
         fetch_timeout: config.mirror.fetch_timeout,
     };
-    Ok(Directory::new(mirror, clerk_api(config, client), revoked, clock, settings))
+    Ok(Directory::new(mirror, clerk_api(config, client), revoked, clock, metrics, settings))
 }
 
 fn route_label(route: &crate::config::Route) -> String {

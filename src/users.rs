@@ -17,6 +17,7 @@ use crate::auth::revocation::RevokedSessions;
 use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
 use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, StoredUser};
 
@@ -59,6 +60,15 @@ impl UserProfile {
     }
 }
 
+/// Where a lookup was answered, in `metrics::USER_SOURCES` order.
+#[derive(Clone, Copy)]
+enum Source {
+    Memory = 0,
+    Mirror = 1,
+    BackendApi = 2,
+    None = 3,
+}
+
 /// `Some(profile)` for a live user, `None` for a user known to be absent or deleted.
 type Entry = Option<Arc<UserProfile>>;
 
@@ -72,6 +82,7 @@ pub struct Directory {
     ttl: Duration,
     fetch_timeout: Duration,
     fetching: Mutex<HashMap<String, Arc<Notify>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Settings for `Directory::new`.
@@ -91,6 +102,7 @@ impl Directory {
         api: Option<ClerkApi>,
         revoked: Arc<RevokedSessions>,
         clock: Clock,
+        metrics: Arc<Metrics>,
         settings: DirectorySettings,
     ) -> Self {
         Directory {
@@ -102,6 +114,7 @@ impl Directory {
             ttl: settings.ttl,
             fetch_timeout: settings.fetch_timeout,
             fetching: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -113,23 +126,30 @@ impl Directory {
     /// The user `user_id`, from memory, else SQLite, else (once, with a deadline) the
     /// Backend API. `None` when the user is unknown, deleted, or not fetched in time.
     pub async fn lookup(self: &Arc<Self>, user_id: &str) -> Option<Arc<UserProfile>> {
+        let (found, source) = self.find(user_id).await;
+        let source = if found.is_some() { source } else { Source::None };
+        self.metrics.user_lookup(source as usize);
+        found
+    }
+
+    async fn find(self: &Arc<Self>, user_id: &str) -> (Option<Arc<UserProfile>>, Source) {
         if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
-            return entry;
+            return (entry, Source::Memory);
         }
         match self.mirror.user(user_id).await {
-            Ok(Some(StoredUser::Live(record))) => Some(self.remember(*record)),
+            Ok(Some(StoredUser::Live(record))) => (Some(self.remember(*record)), Source::Mirror),
             Ok(Some(StoredUser::Deleted)) => {
                 self.remember_absent(user_id, self.ttl);
-                None
+                (None, Source::Mirror)
             }
-            Ok(None) if self.api.is_some() => self.fill(user_id).await,
+            Ok(None) if self.api.is_some() => (self.fill(user_id).await, Source::BackendApi),
             Ok(None) => {
                 self.remember_absent(user_id, ABSENT_TTL);
-                None
+                (None, Source::None)
             }
             Err(error) => {
                 tracing::warn!(%error, "mirror read failed; forwarding without user headers");
-                None
+                (None, Source::None)
             }
         }
     }

@@ -13,6 +13,16 @@ use crate::error::Error;
 /// The `kid` of the demo key (Clerk uses the instance id).
 pub const KID: &str = "ins_demo";
 
+/// A fresh Svix-style signing secret (`whsec_` + 24 random bytes, base64).
+///
+/// # Errors
+/// `Error::Runtime` if the system has no randomness to give.
+pub fn webhook_secret() -> Result<String, Error> {
+    let mut bytes = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Runtime("no randomness for the webhook secret".into()))?;
+    Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
 /// A key pair that lives as long as the demo.
 pub struct DemoKey {
     pair: KeyPair,

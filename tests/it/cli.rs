@@ -224,7 +224,9 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no gateway address in:\n{text}"));
     let token = text.lines().find_map(|l| l.trim_start().strip_prefix("TOKEN=")).unwrap().trim().to_owned();
+    assert!(text.contains("signed webhook: user.created") && text.contains("-> 200  {\"ok\":true}"), "{text}");
     assert!(text.contains("-> 200  upstream saw x-user-id: user_demo"), "{text}");
+    assert!(text.contains("x-user-email: demo@example.com"), "the webhook reached the mirror: {text}");
     assert!(text.contains("-> 401  {\"error\":\"unauthenticated\",\"reason\":\"token-expired\"}"), "{text}");
     assert!(text.contains("spoofed X-User-Id, no token") && text.contains("x-user-id: (none)"), "{text}");
 

@@ -298,3 +298,30 @@ async fn a_restart_keeps_users_revocations_and_delivery_ids() {
     );
     assert_eq!(second.deliver("msg_1", &alice(10, "Alice")).await.json()["duplicate"], true);
 }
+
+#[tokio::test]
+async fn a_user_seen_in_the_last_minute_costs_no_disk_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.db").display().to_string();
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let config = webhook_config(&jwks, upstream, &path);
+    let mut writer = TestGateway::start(&config).await;
+    writer.deliver("msg_1", &alice(10, "Alice")).await;
+    writer.trigger_shutdown();
+    writer.stopped().await.unwrap();
+
+    let gw = TestGateway::start(&config).await;
+    let token = key_a().token(&claims_with("exp", json!(NOW + 3600)));
+    for second in 0..5 {
+        gw.clock.set_ms(NOW_MS + second * 15_000);
+        let reply = gw.get_with_token("/api/x", &token).await;
+        assert_eq!(reply.seen("x-user-email").as_deref(), Some("alice@example.com"));
+    }
+    assert_eq!(gw.metric(r#"clerk_gateway_user_lookups_total{source="mirror"}"#).await, 1.0, "one SQLite read");
+    assert_eq!(
+        gw.metric(r#"clerk_gateway_user_lookups_total{source="memory"}"#).await,
+        4.0,
+        "then memory for a minute"
+    );
+}

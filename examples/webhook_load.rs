@@ -29,7 +29,8 @@ async fn main() {
         eprintln!("usage: webhook_load URL WHSEC COUNT CONCURRENCY");
         std::process::exit(1);
     };
-    let (count, concurrency): (usize, usize) = (count.parse().expect("COUNT"), concurrency.parse().expect("CONCURRENCY"));
+    let (count, concurrency): (usize, usize) =
+        (count.parse().expect("COUNT"), concurrency.parse().expect("CONCURRENCY"));
     let key_bytes = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("whsec_ secret");
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key_bytes);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;

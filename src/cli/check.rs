@@ -39,7 +39,9 @@ pub fn describe(path: &Path, config: &Config) -> String {
     line("azp", parties);
     line("skew", format!("{:?}", clerk.clock_skew));
     line("sign-in", clerk.sign_in_url.as_ref().map_or_else(|| "(none: browsers get 401)".into(), |u| u.to_string()));
-    line("mirror", config.mirror.path.clone());
+    let reconcile =
+        config.mirror.reconcile_every.map_or_else(|| "no reconcile".into(), |d| format!("reconcile every {d:?}"));
+    line("mirror", format!("{} ({reconcile})", config.mirror.path));
     if let Some(webhook) = &config.webhook {
         line("webhook", format!("POST {}", webhook.path));
     }
@@ -56,6 +58,7 @@ fn route_table(config: &Config) -> String {
         .map(|r| {
             let mut require: Vec<String> = r.require.org_roles.iter().map(|x| format!("org_role={x}")).collect();
             require.extend(r.require.permissions.iter().map(|x| format!("permission={x}")));
+            require.extend(r.require.metadata.iter().map(|m| format!("metadata={m}")));
             [
                 r.index.to_string(),
                 r.host.clone().unwrap_or_else(|| "*".into()),

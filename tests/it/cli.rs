@@ -160,6 +160,24 @@ fn the_config_path_comes_from_the_flag_the_environment_or_the_directory() {
 }
 
 #[test]
+fn a_corrupt_mirror_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[mirror]\npath = \"{}\"\n{GOOD}",
+        db.display()
+    );
+    let path = dir.path().join("g.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = gateway(&["run", "-c", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("mirror database {}: file is not a database", db.display())), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), vec![b'x'; 8192], "the file is left as it was");
+}
+
+#[test]
 fn a_busy_port_is_a_runtime_error() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();

@@ -325,3 +325,34 @@ async fn a_user_seen_in_the_last_minute_costs_no_disk_read() {
         "then memory for a minute"
     );
 }
+
+#[tokio::test]
+async fn revocations_expire_after_their_retention() {
+    let (gw, _jwks, _) = webhook_gateway().await;
+    let long_lived = key_a().token(&claims_with("exp", json!(NOW + 3 * 86_400)));
+    let revoked = event("session.ended", json!({"id": "sess_1", "user_id": "user_alice", "status": "ended"}));
+    gw.deliver("msg_e", &revoked).await;
+    assert_eq!(gw.get_with_token("/api/x", &long_lived).await.reason(), "session-revoked");
+    gw.clock.advance(std::time::Duration::from_secs(23 * 3600));
+    assert_eq!(gw.get_with_token("/api/x", &long_lived).await.reason(), "session-revoked");
+    gw.clock.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(gw.get_with_token("/api/x", &long_lived).await.status, 200, "24 h later the entry is gone");
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_acknowledged() {
+    let (gw, _jwks, _) = webhook_gateway().await;
+    let reply = gw.deliver("msg_x", &event("email.created", json!({"id": "ema_1", "object": "email"}))).await;
+    assert_eq!((reply.status, reply.json()), (200, json!({"ok": true})));
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"clerk_gateway_webhook_events_total{type="other",outcome="not-mirrored"} 1"#),
+        "{metrics}"
+    );
+    let memberships = event(
+        "organizationMembership.created",
+        json!({"id": "orgmem_1", "role": "org:admin", "permissions": [], "public_metadata": {},
+               "organization": {"id": "org_1"}, "public_user_data": {"user_id": "user_alice"}, "updated_at": 1}),
+    );
+    assert_eq!(gw.deliver("msg_m", &memberships).await.status, 200);
+}

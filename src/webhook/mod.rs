@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::mirror::{Applied, Delivery, Effect};
 use crate::proxy::body::{self, Body};
 use crate::users::Directory;
-use svix::{Rejection, Verifier};
+use svix::Verifier;
 
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -89,7 +89,7 @@ impl Endpoint {
         }
         let raw = read_body(incoming).await.map_err(refuse)?;
         let verified =
-            self.verifier.verify(&parts.headers, &raw, clock.now_secs()).map_err(|r| refuse(rejection_name(r)))?;
+            self.verifier.verify(&parts.headers, &raw, clock.now_secs()).map_err(|r| refuse(r.as_str()))?;
         let envelope = events::parse(&raw).map_err(|error| {
             tracing::warn!(%error, id = verified.id, "verified webhook with an unreadable payload");
             refuse("invalid-payload")
@@ -126,10 +126,6 @@ async fn read_body(incoming: Incoming) -> Result<Bytes, &'static str> {
         Err(error) if error.is::<LengthLimitError>() => Err("too-large"),
         Err(_) => Err("invalid-payload"),
     }
-}
-
-fn rejection_name(rejection: Rejection) -> &'static str {
-    rejection.as_str()
 }
 
 fn acknowledge(duplicate: bool) -> Response<Body> {

@@ -44,6 +44,18 @@ impl<K: Hash + Eq + Send + Sync, V: Clone + Send + Sync> ExpiringMap<K, V> {
         self.map.pin().insert(key, (value, expires_at_ms));
     }
 
+    /// Stores `value` until `expires_at_ms` unless an unexpired entry is there that
+    /// `keep_old` says must stay (e.g. a newer version). Atomic against concurrent writers.
+    pub fn insert_unless(&self, key: K, value: V, expires_at_ms: i64, now_ms: i64, keep_old: impl Fn(&V) -> bool) {
+        if self.map.len() >= self.capacity {
+            self.make_room(now_ms);
+        }
+        self.map.pin().compute(key, |old| match old {
+            Some((_, (current, expires))) if *expires > now_ms && keep_old(current) => papaya::Operation::Abort(()),
+            _ => papaya::Operation::Insert((value.clone(), expires_at_ms)),
+        });
+    }
+
     /// Forgets `key`.
     pub fn remove<Q>(&self, key: &Q)
     where
@@ -111,5 +123,17 @@ mod tests {
         assert!(map.len() >= 2, "eviction keeps most live entries instead of starting over");
         map.remove(&209);
         assert_eq!(map.get(&209, 5), None);
+    }
+
+    #[test]
+    fn conditional_inserts_keep_what_they_are_told_to() {
+        let map = ExpiringMap::new(10);
+        map.insert_unless("u", 20, 100, 0, |_| false);
+        map.insert_unless("u", 10, 100, 0, |old| *old > 10);
+        assert_eq!(map.get("u", 1), Some(20), "an older version does not replace a newer one");
+        map.insert_unless("u", 30, 100, 0, |old| *old > 30);
+        assert_eq!(map.get("u", 1), Some(30));
+        map.insert_unless("u", 5, 200, 150, |old| *old > 5);
+        assert_eq!(map.get("u", 151), Some(5), "an expired entry never blocks");
     }
 }

@@ -86,6 +86,11 @@ impl ClerkApi {
         ClerkApi { client, base, secret }
     }
 
+    /// The secret key (the Frontend API proxy forwards it as `Clerk-Secret-Key`).
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
     /// `GET /v1/users/{id}`; `None` on 404.
     ///
     /// # Errors
@@ -145,6 +150,48 @@ impl ClerkApi {
     pub async fn user_count(&self) -> Result<u64, ApiError> {
         let json = self.get_json(self.url("v1/users/count")?).await?.ok_or(ApiError::Status(404))?;
         json.get("total_count").and_then(Value::as_u64).ok_or_else(|| ApiError::Invalid("no total_count".into()))
+    }
+
+    /// `GET /v1/clients/handshake_payload?nonce=…`: the `Set-Cookie` directives of a
+    /// handshake that came back with a nonce.
+    ///
+    /// # Errors
+    /// `ApiError` when the nonce is unknown or the payload malformed.
+    pub async fn handshake_payload(&self, nonce: &str) -> Result<Vec<String>, ApiError> {
+        let mut url = self.url("v1/clients/handshake_payload")?;
+        url.query_pairs_mut().append_pair("nonce", nonce);
+        let json = self.get_json(url).await?.ok_or(ApiError::Status(404))?;
+        let directives = json
+            .get("directives")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::Invalid("no directives".into()))?;
+        Ok(directives.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+    }
+
+    /// `POST /v1/sessions/{id}/revoke`.
+    ///
+    /// # Errors
+    /// `ApiError` when Clerk refuses or cannot be reached.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), ApiError> {
+        let mut url = self.url("v1/sessions/")?;
+        url.path_segments_mut()
+            .map_err(|_| ApiError::Invalid("api_url cannot be a base".into()))?
+            .pop_if_empty()
+            .push(session_id)
+            .push("revoke");
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(self.secret.expose())
+            .header("Clerk-API-Version", CLERK_API_VERSION)
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await?;
+        Err(clerk_error(status, &body))
     }
 
     fn url(&self, path: &str) -> Result<Url, ApiError> {

@@ -67,11 +67,13 @@ pub enum Reject {
         /// Whether the client sent a credential (adds `error="invalid_token"`).
         token_sent: bool,
     },
-    /// A browser page load without a session, sent to sign in.
-    SignIn {
-        /// The sign-in URL with `redirect_url`.
+    /// A browser page load sent elsewhere: to sign in, or through Clerk's handshake.
+    Redirect {
+        /// Where to.
         location: HeaderValue,
     },
+    /// A cookie-authenticated state change from another origin (CSRF).
+    CrossSite,
     /// A `require` rule failed.
     Forbidden(Rule),
     /// The request body exceeds the route's `max_body`.
@@ -95,8 +97,8 @@ impl Reject {
             Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
             Reject::NotFound => StatusCode::NOT_FOUND,
             Reject::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Reject::SignIn { .. } => StatusCode::TEMPORARY_REDIRECT,
-            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::Redirect { .. } => StatusCode::TEMPORARY_REDIRECT,
+            Reject::Forbidden(_) | Reject::CrossSite => StatusCode::FORBIDDEN,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -114,8 +116,9 @@ impl Reject {
             Reject::Unauthenticated { reason, .. } => {
                 format!(r#"{{"error":"unauthenticated","reason":"{}"}}"#, reason.as_str())
             }
-            Reject::SignIn { .. } => String::new(),
+            Reject::Redirect { .. } => String::new(),
             Reject::Forbidden(rule) => format!(r#"{{"error":"forbidden","rule":"{}"}}"#, rule.as_str()),
+            Reject::CrossSite => r#"{"error":"forbidden","reason":"cross-site"}"#.into(),
             Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
             Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
             Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
@@ -138,7 +141,7 @@ impl Reject {
                 let challenge = if *token_sent { r#"Bearer error="invalid_token""# } else { "Bearer" };
                 builder = builder.header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
-            Reject::SignIn { location } => builder = builder.header(LOCATION, location.clone()),
+            Reject::Redirect { location } => builder = builder.header(LOCATION, location.clone()),
             Reject::MethodNotAllowed(allowed) => builder = builder.header(ALLOW, HeaderValue::from_static(allowed)),
             _ => {}
         }
@@ -169,8 +172,9 @@ mod tests {
         let cases = [
             (Reject::BadRequest("invalid-path"), 400),
             (Reject::NotFound, 404),
-            (Reject::SignIn { location: HeaderValue::from_static("https://x/") }, 307),
+            (Reject::Redirect { location: HeaderValue::from_static("https://x/") }, 307),
             (Reject::Forbidden(Rule::OrgRole), 403),
+            (Reject::CrossSite, 403),
             (Reject::PayloadTooLarge, 413),
             (Reject::BadGateway, 502),
             (Reject::GatewayTimeout, 504),

@@ -1,28 +1,29 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
-//! path, route, authenticate and authorize, then forward. Every gateway answer comes back
-//! as a `Reject`, turned into a response in `error.rs`; every request is counted and logged
-//! here, once.
+//! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
+//! decide the session (Clerk's browser rules), authorize, then forward. Every gateway answer
+//! comes back as a `Reject`, turned into a response in `error.rs`; every request is counted
+//! and logged here, once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{ACCEPT, CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::auth::{Outcome, policy};
+use crate::auth::{Identity, Reason, policy};
+use crate::browser::{self, Decision, RequestInfo};
 use crate::config::{AuthMode, Route};
+use crate::endpoints;
 use crate::error::Reject;
 use crate::path;
 use crate::proxy::body::Body;
-use crate::proxy::headers::{self, Peer, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, HttpClient, Target};
 use crate::server::Handler;
 use crate::state::AppState;
 use crate::users;
-
-static SEC_FETCH_DEST: http::HeaderName = http::HeaderName::from_static("sec-fetch-dest");
 
 /// The proxy listener's handler: shared state plus this worker's upstream client.
 #[derive(Clone)]
@@ -44,12 +45,18 @@ impl Handler for ProxyHandler {
     }
 }
 
-/// What the access log and metrics learn about a request as it goes.
+/// What the access log and metrics learn about a request as it goes, and the cookies the
+/// session decision wants set on whatever the answer is.
 #[derive(Default)]
-struct Trace {
-    route: Option<usize>,
-    auth: &'static str,
-    path: String,
+pub struct Trace {
+    /// Route index (the webhook counts as one past the last route).
+    pub route: Option<usize>,
+    /// Authentication outcome label.
+    pub auth: &'static str,
+    /// The normalized path.
+    pub path: String,
+    /// `Set-Cookie` values for the response.
+    pub cookies: Vec<HeaderValue>,
 }
 
 async fn handle(
@@ -66,7 +73,11 @@ async fn handle(
     let mut response = process(state, client, &peer, request, request_id.clone(), &mut trace)
         .await
         .unwrap_or_else(Reject::into_response);
-    response.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+    let response_headers = response.headers_mut();
+    response_headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    for cookie in trace.cookies.drain(..) {
+        response_headers.append(SET_COOKIE, cookie);
+    }
     let status = response.status().as_u16();
     state.metrics.request(trace.route, status);
     tracing::info!(
@@ -103,6 +114,12 @@ async fn process(
         trace.route = Some(state.routes.routes().len());
         return endpoint.handle(request, &state.users, &state.clock, &state.metrics).await;
     }
+    if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| crate::router::prefix_matches(&p.path, &path, false)) {
+        return proxy::frontend::forward(state, client, fapi, peer, request, &path).await;
+    }
+    if let Some(endpoint) = state.auth_endpoints.as_deref().and_then(|prefix| endpoints::Endpoint::at(prefix, &path)) {
+        return endpoints::handle(state, peer, request, endpoint, trace).await;
+    }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
     let route = state.routes.find(host_name.as_deref(), request.method(), &path).ok_or(Reject::NotFound)?;
@@ -116,6 +133,39 @@ async fn process(
     Ok(response)
 }
 
+/// The session decision for a request: Clerk's rules, with handshakes allowed only for
+/// browser page loads (and never when `may_redirect` is false). Counts the outcome and
+/// keeps the cookies it wants set.
+pub async fn decide(
+    state: &AppState,
+    peer: &Peer,
+    request: &Request<Incoming>,
+    may_redirect: bool,
+    trace: &mut Trace,
+) -> Decision {
+    let url = browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
+    let info = RequestInfo {
+        headers: request.headers(),
+        url: url.as_ref(),
+        eligible: may_redirect && browser::is_document_request(request.method(), request.headers()),
+        now_secs: state.clock.now_secs(),
+    };
+    let mut decision = state.browser.decide(&state.auth, &info).await;
+    state.metrics.auth_outcome(decision.metric_index());
+    let cookies = match &mut decision {
+        Decision::SignedIn { cookies, .. }
+        | Decision::SignedOut { cookies, .. }
+        | Decision::Redirect { cookies, .. } => cookies,
+    };
+    trace.cookies.append(cookies);
+    trace.auth = match &decision {
+        Decision::SignedIn { .. } => "signed-in",
+        Decision::SignedOut { reason, .. } => reason.as_str(),
+        Decision::Redirect { .. } => "handshake",
+    };
+    decision
+}
+
 /// Applies the route's auth mode and rules, setting the identity headers on success.
 async fn authorize(
     state: &AppState,
@@ -127,31 +177,40 @@ async fn authorize(
     if route.auth == AuthMode::Public {
         return Ok(());
     }
-    let outcome = state.auth.authenticate(request.headers()).await;
-    state.metrics.auth_outcome(outcome.metric_index());
-    match outcome {
-        Outcome::SignedIn(identity) => {
-            trace.auth = "signed-in";
-            let profile = state.users.lookup(&identity.user_id).await;
-            if route.auth == AuthMode::Required {
-                let metadata = users::public_metadata(profile.as_deref());
-                policy::check(&route.require, &identity, metadata).map_err(Reject::Forbidden)?;
-            }
-            headers::set_identity(request.headers_mut(), &state.headers, &identity);
-            if let Some(profile) = &profile {
-                headers::set_user(request.headers_mut(), &state.headers, profile);
-            }
-            Ok(())
+    if !route.authenticate_preflight && is_preflight(request.method(), request.headers()) {
+        trace.auth = "preflight";
+        return Ok(());
+    }
+    match decide(state, peer, request, true, trace).await {
+        Decision::SignedIn { identity, .. } => admit(state, request, route, &identity).await,
+        Decision::SignedOut { reason, token_sent, .. } if route.auth == AuthMode::Required => {
+            Err(signed_out_answer(state, peer, request, reason, token_sent))
         }
-        Outcome::SignedOut { reason, token_sent } => {
-            trace.auth = reason.as_str();
-            if route.auth == AuthMode::Required {
-                return Err(signed_out_answer(state, peer, request, reason, token_sent));
-            }
+        Decision::SignedOut { .. } => {
             headers::set_signed_out(request.headers_mut(), &state.headers);
             Ok(())
         }
+        Decision::Redirect { location, .. } => Err(Reject::Redirect { location }),
     }
+}
+
+/// A signed-in request: its user from the mirror, the route's rules, the identity headers.
+async fn admit(
+    state: &AppState,
+    request: &mut Request<Incoming>,
+    route: &Route,
+    identity: &Identity,
+) -> Result<(), Reject> {
+    let profile = state.users.lookup(&identity.user_id).await;
+    if route.auth == AuthMode::Required {
+        let metadata = users::public_metadata(profile.as_deref());
+        policy::check(&route.require, identity, metadata).map_err(Reject::Forbidden)?;
+    }
+    headers::set_identity(request.headers_mut(), &state.headers, identity);
+    if let Some(profile) = &profile {
+        headers::set_user(request.headers_mut(), &state.headers, profile);
+    }
+    Ok(())
 }
 
 /// A browser page load goes to sign in (when a sign-in URL is configured); anything else
@@ -160,52 +219,28 @@ fn signed_out_answer(
     state: &AppState,
     peer: &Peer,
     request: &Request<Incoming>,
-    reason: crate::auth::Reason,
+    reason: Reason,
     token_sent: bool,
 ) -> Reject {
     if let Some(sign_in) = &state.sign_in_url
-        && is_document_request(request.method(), request.headers())
+        && browser::is_document_request(request.method(), request.headers())
     {
         let mut location = sign_in.clone();
-        if let Some(url) = public_url(peer, request) {
-            location.query_pairs_mut().append_pair("redirect_url", &url);
+        if let Some(url) = browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme) {
+            location.query_pairs_mut().append_pair("redirect_url", url.as_str());
         }
         if let Ok(location) = HeaderValue::try_from(location.as_str()) {
-            return Reject::SignIn { location };
+            return Reject::Redirect { location };
         }
     }
     Reject::Unauthenticated { reason, token_sent }
 }
 
-/// Clerk's test for a browser navigation: GET with `Sec-Fetch-Dest: document`/`iframe`, or
-/// no `Sec-Fetch-Dest` and an `Accept` that starts with `text/html`.
-pub fn is_document_request(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET {
-        return false;
-    }
-    match headers.get(&SEC_FETCH_DEST) {
-        Some(dest) => dest == "document" || dest == "iframe",
-        None => headers.get(ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.starts_with("text/html")),
-    }
-}
-
-/// The URL the client asked for, as the client saw it: scheme and host from a trusted
-/// proxy's `X-Forwarded-*`, else from this connection and the `Host` header.
-fn public_url(peer: &Peer, request: &Request<Incoming>) -> Option<String> {
-    let headers = request.headers();
-    let forwarded = |name: &http::HeaderName| {
-        headers
-            .get(name)
-            .filter(|_| peer.trusted)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let scheme = forwarded(&X_FORWARDED_PROTO).filter(|s| *s == "http" || *s == "https").unwrap_or(peer.scheme);
-    let host = forwarded(&X_FORWARDED_HOST).or_else(|| headers::request_host(headers, request.uri()))?;
-    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    Some(format!("{scheme}://{host}{target}"))
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// 413 at once when `Content-Length` already says the body is too large.
@@ -226,28 +261,4 @@ fn request_id(state: &AppState, peer: &Peer, headers: &HeaderMap) -> HeaderValue
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic))
         .cloned()
         .unwrap_or_else(|| state.new_request_id())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn document_requests_follow_clerk() {
-        assert!(is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "document")])));
-        assert!(is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "iframe")])));
-        assert!(is_document_request(&Method::GET, &headers(&[("accept", "text/html,application/xhtml+xml")])));
-        assert!(!is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "empty"), ("accept", "text/html")])));
-        assert!(!is_document_request(&Method::POST, &headers(&[("sec-fetch-dest", "document")])));
-        assert!(!is_document_request(&Method::GET, &headers(&[("accept", "application/json")])));
-        assert!(!is_document_request(&Method::GET, &HeaderMap::new()));
-    }
 }

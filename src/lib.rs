@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod ascii;
 pub mod auth;
+pub mod browser;
 pub mod cache;
 pub mod clerk_api;
 pub mod clerk_keys;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod handler;
 pub mod metrics;

@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::jwks::KeyStore;
 use crate::auth::revocation::RevokedSessions;
-use crate::auth::{Authenticator, ClaimRules, Outcome};
+use crate::auth::{Authenticator, ClaimRules};
+use crate::browser::{Browser, Decision};
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
-use crate::config::{Config, IdentityHeaderNames};
+use crate::config::{Config, FrontendProxy, IdentityHeaderNames};
 use crate::error::Error;
 use crate::metrics::{Labels, Metrics};
 use crate::mirror::Mirror;
@@ -31,6 +32,12 @@ pub struct AppState {
     pub routes: RouteTable,
     /// Session verification.
     pub auth: Authenticator,
+    /// Clerk's browser-session rules (cookies, handshake).
+    pub browser: Browser,
+    /// The prefix of `/auth/me` and friends, when enabled.
+    pub auth_endpoints: Option<String>,
+    /// The Frontend API proxy, when configured.
+    pub frontend_proxy: Option<FrontendProxy>,
     /// Mirrored users, in front of the SQLite mirror.
     pub users: Arc<Directory>,
     /// The webhook endpoint, when `[webhook]` is configured.
@@ -63,7 +70,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(Labels {
             routes: config.routes.iter().map(route_label).collect(),
             webhook_route: config.webhook.as_ref().map(|w| w.path.clone()),
-            auth_outcomes: Outcome::metric_names(),
+            auth_outcomes: Decision::metric_names(),
             webhook_types: webhook::METRIC_TYPES,
             webhook_outcomes: webhook::METRIC_OUTCOMES,
             webhook_rejections: webhook::REJECTIONS,
@@ -84,8 +91,12 @@ impl AppState {
             allow_missing_azp: config.clerk.allow_missing_azp,
             clock_skew: config.clerk.clock_skew,
         };
-        let suffix = config.clerk.publishable_key.as_ref().map(|pk| pk.cookie_suffix.as_str());
-        let auth = Authenticator::new(Arc::new(keys), rules, suffix, revoked, clock.clone(), metrics.clone());
+        let auth = Authenticator::new(Arc::new(keys), rules, revoked, clock.clone(), metrics.clone());
+        let browser = Browser::new(
+            config.clerk.publishable_key.as_ref(),
+            config.clerk.frontend_api_url.as_ref(),
+            users.api().cloned(),
+        );
         let webhook = match &config.webhook {
             Some(w) => Some(Endpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
             None => None,
@@ -93,8 +104,11 @@ impl AppState {
         Ok(Arc::new(AppState {
             routes: RouteTable::new(config.routes.clone()),
             auth,
+            browser,
             users,
             webhook,
+            auth_endpoints: config.auth_endpoints.clone(),
+            frontend_proxy: config.clerk.proxy.clone(),
             metrics,
             headers: config.headers.clone(),
             sign_in_url: config.clerk.sign_in_url.clone(),

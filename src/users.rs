@@ -69,8 +69,15 @@ enum Source {
     None = 3,
 }
 
-/// `Some(profile)` for a live user, `None` for a user known to be absent or deleted.
-type Entry = Option<Arc<UserProfile>>;
+/// A cached lookup: `Some(profile)` for a live user, `None` for one known to be absent or
+/// deleted. `version` orders writes that race each other into the cache: a live user's
+/// `updated_at`, `i64::MAX` for a tombstone (nothing revives it), `i64::MIN` for "not
+/// found" (anything may replace it).
+#[derive(Clone)]
+struct Entry {
+    profile: Option<Arc<UserProfile>>,
+    version: i64,
+}
 
 /// The directory.
 pub struct Directory {
@@ -134,12 +141,12 @@ impl Directory {
 
     async fn find(self: &Arc<Self>, user_id: &str) -> (Option<Arc<UserProfile>>, Source) {
         if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
-            return (entry, Source::Memory);
+            return (entry.profile, Source::Memory);
         }
         match self.mirror.user(user_id).await {
             Ok(Some(StoredUser::Live(record))) => (Some(self.remember(*record)), Source::Mirror),
             Ok(Some(StoredUser::Deleted)) => {
-                self.remember_absent(user_id, self.ttl);
+                self.remember_deleted(user_id);
                 (None, Source::Mirror)
             }
             Ok(None) if self.api.is_some() => (self.fill(user_id).await, Source::BackendApi),
@@ -154,16 +161,28 @@ impl Directory {
         }
     }
 
+    /// Caches a user version, unless a newer version (or its tombstone) got there first:
+    /// concurrent deliveries finish in any order, the cache must end where the mirror does.
     fn remember(&self, record: UserRecord) -> Arc<UserProfile> {
-        let now = self.clock.now_ms();
+        let version = record.updated_at;
         let profile = Arc::new(UserProfile::new(record));
-        self.cache.insert(profile.record.id.clone(), Some(profile.clone()), now + ms(self.ttl), now);
+        let entry = Entry { profile: Some(profile.clone()), version };
+        self.put(profile.record.id.clone(), entry, self.ttl);
         profile
     }
 
+    fn remember_deleted(&self, user_id: &str) {
+        self.put(user_id.to_owned(), Entry { profile: None, version: i64::MAX }, self.ttl);
+    }
+
     fn remember_absent(&self, user_id: &str, ttl: Duration) {
+        self.put(user_id.to_owned(), Entry { profile: None, version: i64::MIN }, ttl);
+    }
+
+    fn put(&self, user_id: String, entry: Entry, ttl: Duration) {
         let now = self.clock.now_ms();
-        self.cache.insert(user_id.to_owned(), None, now + ms(ttl), now);
+        let version = entry.version;
+        self.cache.insert_unless(user_id, entry, now + ms(ttl), now, |old| old.version > version);
     }
 
     /// Waits (at most `fetch_timeout`) for the one Backend API fill of `user_id`, starting
@@ -174,7 +193,7 @@ impl Directory {
             // A fill that finished since this request missed the cache has already stored
             // its answer there (before leaving `fetching`): use it rather than fetch again.
             if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
-                return entry;
+                return entry.profile;
             }
             match fetching.get(user_id) {
                 Some(done) => (done.clone(), false),
@@ -193,10 +212,10 @@ impl Directory {
             let id = user_id.to_owned();
             tokio::spawn(async move { directory.fetch_and_store(id).await });
         } else if let Some(entry) = self.cache.get(user_id, self.clock.now_ms()) {
-            return entry;
+            return entry.profile;
         }
         let _ = tokio::time::timeout(self.fetch_timeout, finished).await;
-        self.cache.get(user_id, self.clock.now_ms()).flatten()
+        self.cache.get(user_id, self.clock.now_ms()).and_then(|e| e.profile)
     }
 
     async fn fetch_and_store(self: Arc<Self>, user_id: String) {
@@ -239,7 +258,7 @@ impl Directory {
             Effect::UserChanged(record) => {
                 self.remember((**record).clone());
             }
-            Effect::UserDeleted(id) => self.remember_absent(id, self.ttl),
+            Effect::UserDeleted(id) => self.remember_deleted(id),
             Effect::SessionRevoked { session_id, until_ms } => {
                 self.revoked.insert(session_id, *until_ms, self.clock.now_ms());
             }
@@ -266,9 +285,22 @@ impl Directory {
     pub async fn tombstone_missing(&self, seen: HashSet<String>, started_at_ms: i64) -> Result<Vec<String>, String> {
         let gone = self.mirror.tombstone_missing(seen, started_at_ms).await?;
         for id in &gone {
-            self.remember_absent(id, self.ttl);
+            self.remember_deleted(id);
         }
         Ok(gone)
+    }
+
+    /// Revokes a session here and now (logout): in the mirror, so it survives a restart,
+    /// and on the in-memory list verification consults.
+    ///
+    /// # Errors
+    /// A message when the mirror refuses the write (the in-memory list is still updated).
+    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<(), String> {
+        let now = self.clock.now_ms();
+        let stored = self.mirror.revoke_session(session_id, user_id).await;
+        let until = stored.as_ref().copied().unwrap_or_else(|_| now + ms(Duration::from_secs(24 * 3600)));
+        self.revoked.insert(session_id, until, now);
+        stored.map(|_| ())
     }
 
     /// Loads the revocations still in force from the mirror (at start-up).

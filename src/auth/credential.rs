@@ -1,6 +1,6 @@
-//! Finding the session token in a request: `Authorization: Bearer` first, then the
-//! instance's suffixed `__session_<suffix>` cookie, then `__session`. Ambiguous input (two
-//! Authorization headers, two different session cookies of one name) fails closed.
+//! Reading credentials out of headers: the `Authorization: Bearer` token, and single cookie
+//! values. Ambiguous input (two Authorization headers, two different values of one cookie)
+//! fails closed. Which cookie is the session cookie is `browser::cookies`' business.
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -18,28 +18,9 @@ pub enum Credential<'a> {
     Ambiguous,
 }
 
-impl Credential<'_> {
-    /// Whether the client sent something it meant as a credential.
-    pub fn was_sent(&self) -> bool {
-        !matches!(self, Credential::Missing)
-    }
-}
-
-/// The unsuffixed session cookie name.
-pub const SESSION_COOKIE: &str = "__session";
-
-/// Finds the credential. `suffixed_cookie` is `__session_<suffix>` when a publishable key
-/// is configured.
-pub fn extract<'a>(headers: &'a HeaderMap, suffixed_cookie: Option<&str>) -> Credential<'a> {
-    match bearer(headers) {
-        Some(found) => found,
-        None => session_cookie(headers, suffixed_cookie),
-    }
-}
-
 /// The Authorization header's token, or `None` when there is no header or it uses another
 /// scheme (Basic and friends fall through to the cookie, as in Clerk's SDK).
-fn bearer(headers: &HeaderMap) -> Option<Credential<'_>> {
+pub fn bearer(headers: &HeaderMap) -> Option<Credential<'_>> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -60,16 +41,6 @@ fn bearer(headers: &HeaderMap) -> Option<Credential<'_>> {
         None if text.is_empty() || text.eq_ignore_ascii_case("bearer") => None,
         None => Some(Credential::Bearer(text)),
     }
-}
-
-fn session_cookie<'a>(headers: &'a HeaderMap, suffixed: Option<&str>) -> Credential<'a> {
-    if let Some(name) = suffixed {
-        match cookie_value(headers, name) {
-            Credential::Missing => {}
-            found => return found,
-        }
-    }
-    cookie_value(headers, SESSION_COOKIE)
 }
 
 /// The single value of cookie `name` across every Cookie header; several different
@@ -115,56 +86,40 @@ mod tests {
     fn bearer_scheme_is_case_insensitive() {
         for value in ["Bearer abc", "bearer abc", "BEARER  abc ", "abc"] {
             let h = headers(&[("authorization", value)]);
-            assert_eq!(extract(&h, None), Credential::Bearer("abc"), "{value}");
+            assert_eq!(bearer(&h), Some(Credential::Bearer("abc")), "{value}");
         }
     }
 
     #[test]
-    fn header_wins_over_cookie() {
-        let h = headers(&[("authorization", "Bearer head"), ("cookie", "__session=cook")]);
-        assert_eq!(extract(&h, None), Credential::Bearer("head"));
-    }
-
-    #[test]
-    fn other_schemes_fall_through_to_the_cookie() {
-        let h = headers(&[("authorization", "Basic dXNlcjpwYXNz"), ("cookie", "a=b; __session=cook")]);
-        assert_eq!(extract(&h, None), Credential::Cookie("cook"));
-        let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
-        assert_eq!(extract(&h, None), Credential::Missing);
-    }
-
-    #[test]
-    fn suffixed_cookie_is_preferred() {
-        let h = headers(&[("cookie", "__session=plain; __session_QvfNY2dr=suffixed")]);
-        assert_eq!(extract(&h, Some("__session_QvfNY2dr")), Credential::Cookie("suffixed"));
-        assert_eq!(extract(&h, None), Credential::Cookie("plain"));
-        let h = headers(&[("cookie", "__session=plain")]);
-        assert_eq!(extract(&h, Some("__session_QvfNY2dr")), Credential::Cookie("plain"));
+    fn other_schemes_and_empty_bearers_are_no_header_token() {
+        for value in ["Basic dXNlcjpwYXNz", "Bearer ", "", "Digest x=1"] {
+            assert_eq!(bearer(&headers(&[("authorization", value)])), None, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 
     #[test]
     fn cookies_split_across_headers_are_read() {
         let h = headers(&[("cookie", "a=1"), ("cookie", "__session=tok")]);
-        assert_eq!(extract(&h, None), Credential::Cookie("tok"));
+        assert_eq!(cookie_value(&h, "__session"), Credential::Cookie("tok"));
+        assert_eq!(cookie_value(&h, "b"), Credential::Missing);
     }
 
     #[test]
     fn ambiguity_fails_closed() {
         let two_headers = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
-        assert_eq!(extract(&two_headers, None), Credential::Ambiguous);
+        assert_eq!(bearer(&two_headers), Some(Credential::Ambiguous));
         let two_cookies = headers(&[("cookie", "__session=a; __session=b")]);
-        assert_eq!(extract(&two_cookies, None), Credential::Ambiguous);
+        assert_eq!(cookie_value(&two_cookies, "__session"), Credential::Ambiguous);
         let same_twice = headers(&[("cookie", "__session=a"), ("cookie", "__session=a")]);
-        assert_eq!(extract(&same_twice, None), Credential::Cookie("a"));
+        assert_eq!(cookie_value(&same_twice, "__session"), Credential::Cookie("a"));
         let spaced = headers(&[("authorization", "Bearer a b")]);
-        assert_eq!(extract(&spaced, None), Credential::Ambiguous);
-        let empty = headers(&[("authorization", "Bearer ")]);
-        assert_eq!(extract(&empty, None), Credential::Missing);
+        assert_eq!(bearer(&spaced), Some(Credential::Ambiguous));
     }
 
     #[test]
     fn empty_cookie_is_missing() {
         let h = headers(&[("cookie", "__session=; other=1")]);
-        assert_eq!(extract(&h, None), Credential::Missing);
+        assert_eq!(cookie_value(&h, "__session"), Credential::Missing);
     }
 }

@@ -34,11 +34,23 @@ pub enum Reason {
     SessionPending,
     /// The session was revoked or ended (webhook-fed revocation list).
     SessionRevoked,
+    /// Cookie path: neither a session cookie nor `__client_uat` (nothing to go on).
+    SessionTokenAndUatMissing,
+    /// Cookie path: a session cookie, but `__client_uat` is missing or `0` (signed out).
+    SessionTokenWithoutClientUat,
+    /// Cookie path: `__client_uat` says signed in, but there is no session cookie.
+    ClientUatWithoutSessionToken,
+    /// Cookie path: the session token predates the client's last change.
+    SessionTokenIatBeforeClientUat,
+    /// Development instance without a dev-browser token.
+    DevBrowserMissing,
+    /// Development instance with a dev-browser token in the URL to sync.
+    DevBrowserSync,
 }
 
 impl Reason {
     /// Every reason, in discriminant order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 21] = [
         Reason::SessionTokenMissing,
         Reason::TokenInvalid,
         Reason::TokenInvalidAlgorithm,
@@ -54,6 +66,12 @@ impl Reason {
         Reason::JwkRemoteFailedToLoad,
         Reason::SessionPending,
         Reason::SessionRevoked,
+        Reason::SessionTokenAndUatMissing,
+        Reason::SessionTokenWithoutClientUat,
+        Reason::ClientUatWithoutSessionToken,
+        Reason::SessionTokenIatBeforeClientUat,
+        Reason::DevBrowserMissing,
+        Reason::DevBrowserSync,
     ];
 
     /// Clerk's spelling, as sent in 401 bodies.
@@ -74,6 +92,23 @@ impl Reason {
             Reason::JwkRemoteFailedToLoad => "jwk-remote-failed-to-load",
             Reason::SessionPending => "session-pending",
             Reason::SessionRevoked => "session-revoked",
+            Reason::SessionTokenAndUatMissing => "session-token-and-uat-missing",
+            Reason::SessionTokenWithoutClientUat => "session-token-but-no-client-uat",
+            Reason::ClientUatWithoutSessionToken => "client-uat-but-no-session-token",
+            Reason::SessionTokenIatBeforeClientUat => "session-token-iat-before-client-uat",
+            Reason::DevBrowserMissing => "dev-browser-missing",
+            Reason::DevBrowserSync => "dev-browser-sync",
+        }
+    }
+
+    /// The `__clerk_hs_reason` a handshake for this reason carries (Clerk names time
+    /// failures after the session token, and the gateway does no networked refresh).
+    pub fn handshake_reason(self) -> &'static str {
+        match self {
+            Reason::TokenExpired => "session-token-expired-refresh-non-eligible-no-refresh-cookie",
+            Reason::TokenNotActiveYet => "session-token-nbf",
+            Reason::TokenIatInTheFuture => "session-token-iat-in-the-future",
+            other => other.as_str(),
         }
     }
 

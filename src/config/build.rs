@@ -11,12 +11,13 @@ use reqwest::Url;
 
 use super::expand::EnvLookup;
 use super::raw::{
-    RawAdmin, RawClerk, RawConfig, RawHeaders, RawMirror, RawRequire, RawRoute, RawServer, RawWebhook, Size,
+    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawRequire, RawRoute, RawServer,
+    RawWebhook, Size,
 };
 use super::units::{parse_duration, parse_size};
 use super::{
-    AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, IdentityHeaderNames, KeySource, MirrorConfig,
-    Requirements, Route, Secret, ServerConfig, TlsFiles, Upstream, WebhookConfig,
+    AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource,
+    MirrorConfig, Requirements, Route, Secret, ServerConfig, TlsFiles, Upstream, WebhookConfig,
 };
 use crate::clerk_keys::{PublishableKey, check_secret_key};
 
@@ -38,8 +39,15 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Config
         webhook: raw.webhook.map(|w| webhook(w, env)).transpose()?,
         mirror: mirror(raw.mirror)?,
         headers: headers(raw.headers)?,
+        auth_endpoints: auth_endpoints(raw.auth_endpoints)?,
         routes: routes(raw.routes, upstream_timeout)?,
     };
+    if config.clerk.proxy.is_some() && (config.clerk.secret_key.is_none() || config.clerk.publishable_key.is_none()) {
+        return Err(ConfigError::new(
+            "clerk.proxy_path",
+            "the Frontend API proxy needs secret_key and publishable_key",
+        ));
+    }
     if config.mirror.reconcile_every.is_some() && config.clerk.secret_key.is_none() {
         return Err(ConfigError::new(
             "mirror.reconcile_every",
@@ -149,7 +157,54 @@ fn clerk(raw: RawClerk, env: EnvLookup<'_>) -> Result<ClerkConfig, ConfigError> 
             .map(|u| http_url("clerk.sign_in_url", &u))
             .transpose()?,
         api_timeout: timeout("clerk.api_timeout", raw.api_timeout.as_deref(), Duration::from_secs(5))?,
+        frontend_api_url: raw
+            .frontend_api_url
+            .filter(|u| !u.is_empty())
+            .map(|u| http_url("clerk.frontend_api_url", &u).map(with_trailing_slash))
+            .transpose()?,
+        proxy: frontend_proxy(raw.proxy_path, raw.proxy_url)?,
     })
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+fn frontend_proxy(path: Option<String>, url: Option<String>) -> Result<Option<FrontendProxy>, ConfigError> {
+    match (path.filter(|p| !p.is_empty()), url.filter(|u| !u.is_empty())) {
+        (None, None) => Ok(None),
+        (Some(path), Some(url)) => {
+            check_route_path(&path).map_err(|m| ConfigError::new("clerk.proxy_path", m))?;
+            if path == "/" {
+                return Err(ConfigError::new(
+                    "clerk.proxy_path",
+                    "the proxy needs a path of its own, e.g. \"/__clerk\"",
+                ));
+            }
+            let url = http_url("clerk.proxy_url", &url)?;
+            Ok(Some(FrontendProxy { path: path.trim_end_matches('/').to_owned(), url }))
+        }
+        (Some(_), None) => {
+            Err(ConfigError::new("clerk.proxy_url", "required with proxy_path (the proxy's public URL)"))
+        }
+        (None, Some(_)) => Err(ConfigError::new("clerk.proxy_path", "required with proxy_url")),
+    }
+}
+
+fn auth_endpoints(raw: RawAuthEndpoints) -> Result<Option<String>, ConfigError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let prefix = raw.prefix.filter(|p| !p.is_empty()).unwrap_or_else(|| "/auth".into());
+    check_route_path(&prefix).map_err(|m| ConfigError::new("auth_endpoints.prefix", m))?;
+    if prefix == "/" {
+        return Err(ConfigError::new("auth_endpoints.prefix", "needs a path of its own, e.g. \"/auth\""));
+    }
+    Ok(Some(prefix.trim_end_matches('/').to_owned()))
 }
 
 /// Session tokens live a minute; a skew of minutes would accept long-expired tokens.
@@ -348,6 +403,7 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
         require,
         timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
         max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
+        authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
         path: raw.path,
     })
 }

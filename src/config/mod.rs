@@ -78,6 +78,8 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// `[headers]`: the identity header names, defaults applied.
     pub headers: IdentityHeaderNames,
+    /// `[auth_endpoints]`: the prefix of `/auth/me`, `/logout`, `/login`; `None` = off.
+    pub auth_endpoints: Option<String>,
     /// `[[route]]`, in file order; `Route::index` is the position here.
     pub routes: Vec<Route>,
 }
@@ -146,6 +148,19 @@ pub struct ClerkConfig {
     pub sign_in_url: Option<Url>,
     /// Timeout for each JWKS or Backend API request.
     pub api_timeout: Duration,
+    /// Where handshakes go, when not the Frontend API the publishable key names.
+    pub frontend_api_url: Option<Url>,
+    /// The Frontend API proxy, when one is served here.
+    pub proxy: Option<FrontendProxy>,
+}
+
+/// Clerk's Frontend API proxied through this gateway (`/__clerk/*`).
+#[derive(Debug, Clone)]
+pub struct FrontendProxy {
+    /// The path prefix served, e.g. `/__clerk`.
+    pub path: String,
+    /// The public URL of the proxy, sent as `Clerk-Proxy-Url`.
+    pub url: Url,
 }
 
 /// Where the token-verification keys come from.
@@ -329,6 +344,8 @@ pub struct Route {
     pub timeout: Duration,
     /// Largest accepted request body.
     pub max_body: Option<u64>,
+    /// Authenticate CORS preflights too (by default they are forwarded without).
+    pub authenticate_preflight: bool,
 }
 
 impl Config {

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub mirror: RawMirror,
     #[serde(default)]
     pub headers: RawHeaders,
+    #[serde(default)]
+    pub auth_endpoints: RawAuthEndpoints,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -66,6 +68,9 @@ pub struct RawClerk {
     pub clock_skew: Option<String>,
     pub sign_in_url: Option<String>,
     pub api_timeout: Option<String>,
+    pub frontend_api_url: Option<String>,
+    pub proxy_path: Option<String>,
+    pub proxy_url: Option<String>,
 }
 
 /// `[webhook]`: Clerk's Svix deliveries.
@@ -87,6 +92,14 @@ pub struct RawMirror {
     pub cache_size: Option<usize>,
     pub cache_ttl: Option<String>,
     pub fetch_timeout: Option<String>,
+}
+
+/// `[auth_endpoints]`: `/auth/me`, `/auth/logout`, `/auth/login`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthEndpoints {
+    pub enabled: Option<bool>,
+    pub prefix: Option<String>,
 }
 
 /// `[headers]`: renames of the identity headers.
@@ -118,6 +131,7 @@ pub struct RawRoute {
     pub require: Option<RawRequire>,
     pub timeout: Option<String>,
     pub max_body: Option<Size>,
+    pub authenticate_preflight: Option<bool>,
 }
 
 /// A route's `require = { … }` table.

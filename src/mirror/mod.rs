@@ -170,6 +170,15 @@ impl Mirror {
         self.command(|reply| Command::TombstoneMissing(seen, started_at_ms, reply)).await
     }
 
+    /// Revokes a session (logout) for the revocation retention; returns when it ends, ms.
+    ///
+    /// # Errors
+    /// A message when the database refuses the write.
+    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, String> {
+        let (sid, uid) = (session_id.to_owned(), user_id.map(str::to_owned));
+        self.command(|reply| Command::Revoke(sid, uid, reply)).await
+    }
+
     async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command) -> Result<T, String> {
         let (reply, result) = oneshot::channel();
         self.inner.writer.send(make(reply)).await.map_err(|_| "the mirror writer has stopped".to_owned())?;

@@ -43,6 +43,8 @@ pub enum Command {
     UpsertUsers(Vec<UserRecord>, oneshot::Sender<Result<BatchCounts, String>>),
     /// Tombstone live users absent from a complete sweep that began at `started_at_ms`.
     TombstoneMissing(HashSet<String>, i64, oneshot::Sender<Result<Vec<String>, String>>),
+    /// Revoke a session here (logout); answers when the revocation ends, ms.
+    Revoke(String, Option<String>, oneshot::Sender<Result<i64, String>>),
 }
 
 /// Sends a command's reply once its transaction's fate is known (`Some(error)` = rolled back).
@@ -93,6 +95,12 @@ impl Writer {
                 Command::UpsertUsers(users, reply) => step(&mut tx, &mut replies, reply, |c| upsert_users(c, &users)),
                 Command::TombstoneMissing(seen, started_at, reply) => {
                     step(&mut tx, &mut replies, reply, |c| tombstone_missing(c, &seen, started_at, now_ms));
+                }
+                Command::Revoke(session_id, user_id, reply) => {
+                    let until_ms = now_ms.saturating_add(retention.as_millis() as i64);
+                    step(&mut tx, &mut replies, reply, |c| {
+                        store::revoke_session(c, &session_id, user_id.as_deref(), now_ms, until_ms).map(|()| until_ms)
+                    });
                 }
             }
         }
@@ -147,6 +155,7 @@ fn fail_command(command: Command, error: &str) {
         Command::Apply(_, tx) => drop(tx.send(Err(error.to_owned()))),
         Command::UpsertUsers(_, tx) => drop(tx.send(Err(error.to_owned()))),
         Command::TombstoneMissing(_, _, tx) => drop(tx.send(Err(error.to_owned()))),
+        Command::Revoke(_, _, tx) => drop(tx.send(Err(error.to_owned()))),
     }
 }
 

@@ -131,6 +131,7 @@ mod tests {
             require: Requirements::default(),
             timeout: Duration::from_secs(1),
             max_body: None,
+            authenticate_preflight: false,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod forward;
+pub mod frontend;
 pub mod headers;
 pub mod upgrade;
 

@@ -88,8 +88,7 @@ impl Endpoint {
             return Err(refuse("too-large"));
         }
         let raw = read_body(incoming).await.map_err(refuse)?;
-        let verified =
-            self.verifier.verify(&parts.headers, &raw, clock.now_secs()).map_err(|r| refuse(r.as_str()))?;
+        let verified = self.verifier.verify(&parts.headers, &raw, clock.now_secs()).map_err(|r| refuse(r.as_str()))?;
         let envelope = events::parse(&raw).map_err(|error| {
             tracing::warn!(%error, id = verified.id, "verified webhook with an unreadable payload");
             refuse("invalid-payload")

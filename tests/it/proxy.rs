@@ -136,7 +136,7 @@ async fn a_path_dressed_as_public_is_routed_on_its_normal_form() {
         "/public//..//api/x",
     ] {
         let reply = gw.get(path, &[]).await;
-        assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-missing"), "{path}");
+        assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-and-uat-missing"), "{path}");
     }
     for path in [
         "/public/..%2fapi/x",
@@ -150,7 +150,11 @@ async fn a_path_dressed_as_public_is_routed_on_its_normal_form() {
         assert_eq!(gw.get(path, &[]).await.status, 400, "{path}");
     }
     let reply = gw.get("/API/x", &[]).await;
-    assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-missing"), "case cannot dodge /api/");
+    assert_eq!(
+        (reply.status, reply.reason().as_str()),
+        (401, "session-token-and-uat-missing"),
+        "case cannot dodge /api/"
+    );
     assert_eq!(gw.get("/PUBLIC/x", &[]).await.status, 200);
     let token = key_a().token(&claims());
     let reply = gw.get_with_token("/public/%2e%2e/api/x/./y?q=%2e%2e", &token).await;
@@ -313,7 +317,7 @@ async fn browsers_are_sent_to_sign_in_and_apis_get_401() {
         [vec![("accept", "application/json")], vec![("sec-fetch-dest", "empty"), ("accept", "text/html")], vec![]]
     {
         let reply = gw.get("/api/page", &headers).await;
-        assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-missing"), "{headers:?}");
+        assert_eq!((reply.status, reply.reason().as_str()), (401, "session-token-and-uat-missing"), "{headers:?}");
     }
 }
 

@@ -49,16 +49,52 @@ fn cases() -> Vec<Case> {
         sig[100] = if sig[100] == 'A' { 'B' } else { 'A' };
         sig.into_iter().collect::<String>()
     };
+    let foreign = key_a().token(&claims_with("iss", json!("https://clerk.other-app.com")));
     let mut template = claims_with("sid", Value::Null);
     template.as_object_mut().unwrap().remove("v");
     vec![
         bearer("valid bearer token", good.clone(), 200, ""),
-        headers("valid session cookie", vec![("cookie", format!("__session={good}"))], 200, ""),
+        headers("valid session cookie", vec![("cookie", session_cookies(&good))], 200, ""),
         headers(
-            "suffixed cookie wins over a bad unsuffixed one",
-            vec![("cookie", format!("__session=garbage; {SUFFIXED_COOKIE}={good}"))],
+            "the suffixed set wins over another instance's unsuffixed token",
+            vec![("cookie", format!("__session={foreign}; {SUFFIXED_COOKIE}={good}; {SUFFIXED_UAT}={CLIENT_UAT}"))],
             200,
             "",
+        ),
+        headers(
+            "a malformed unsuffixed token means the unsuffixed set (signed out)",
+            vec![(
+                "cookie",
+                format!(
+                    "__session=garbage; __client_uat={CLIENT_UAT}; {SUFFIXED_COOKIE}={good}; {SUFFIXED_UAT}={CLIENT_UAT}"
+                ),
+            )],
+            401,
+            "token-invalid",
+        ),
+        headers(
+            "a session cookie without __client_uat",
+            vec![("cookie", format!("__session={good}"))],
+            401,
+            "session-token-but-no-client-uat",
+        ),
+        headers(
+            "__client_uat=0 means signed out",
+            vec![("cookie", format!("__session={good}; __client_uat=0"))],
+            401,
+            "session-token-but-no-client-uat",
+        ),
+        headers(
+            "__client_uat without a session cookie",
+            vec![("cookie", format!("__client_uat={CLIENT_UAT}"))],
+            401,
+            "client-uat-but-no-session-token",
+        ),
+        headers(
+            "a token older than the client's last change",
+            vec![("cookie", format!("__session={good}; __client_uat={}", NOW + 1))],
+            401,
+            "session-token-iat-before-client-uat",
         ),
         bearer(
             "alg none, empty signature",
@@ -252,17 +288,17 @@ fn cases() -> Vec<Case> {
         ),
         headers(
             "a bad Bearer is not rescued by a good cookie",
-            vec![("authorization", "Bearer garbage".into()), ("cookie", format!("__session={good}"))],
+            vec![("authorization", "Bearer garbage".into()), ("cookie", session_cookies(&good))],
             401,
             "token-invalid",
         ),
-        headers("no credential", vec![], 401, "session-token-missing"),
-        headers("empty Bearer", vec![("authorization", "Bearer ".into())], 401, "session-token-missing"),
+        headers("no credential", vec![], 401, "session-token-and-uat-missing"),
+        headers("empty Bearer", vec![("authorization", "Bearer ".into())], 401, "session-token-and-uat-missing"),
         headers(
             "Basic credentials only",
             vec![("authorization", "Basic dXNlcjpwYXNz".into())],
             401,
-            "session-token-missing",
+            "session-token-and-uat-missing",
         ),
         bearer("space inside the token", format!("{h}.{p} .{s}"), 401, "token-invalid"),
     ]
@@ -287,7 +323,8 @@ async fn adversarial_tokens_get_exact_answers() {
         }
         if reply.status == 401 {
             let challenge = reply.header("www-authenticate").unwrap_or("");
-            let sent = !case.headers.is_empty() && case.reason != "session-token-missing";
+            let sent = case.headers.iter().any(|(k, v)| k == "authorization" || v.contains("__session"))
+                && case.reason != "session-token-and-uat-missing";
             let expected = if sent { r#"Bearer error="invalid_token""# } else { "Bearer" };
             if challenge != expected {
                 failures.push(format!("{}: WWW-Authenticate {challenge:?}", case.name));

@@ -34,9 +34,18 @@ pub const NOW: i64 = 1_800_000_000;
 pub const NOW_MS: i64 = NOW * 1000;
 pub const ISSUER: &str = "https://clerk.example.com";
 pub const APP: &str = "https://app.example.com";
-/// Decodes to Frontend API `clerk.clerk.dev`; cookie suffix `QvfNY2dr`.
-pub const PUBLISHABLE_KEY: &str = "pk_test_Y2xlcmsuY2xlcmsuZGV2JA";
-pub const SUFFIXED_COOKIE: &str = "__session_QvfNY2dr";
+/// A production key for Frontend API `clerk.example.com` (the tokens' issuer); cookie
+/// suffix `naoXFJnI`.
+pub const PUBLISHABLE_KEY: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k";
+pub const SUFFIXED_COOKIE: &str = "__session_naoXFJnI";
+pub const SUFFIXED_UAT: &str = "__client_uat_naoXFJnI";
+/// A `__client_uat` value older than `claims()`' `iat`: a signed-in client.
+pub const CLIENT_UAT: i64 = NOW - 10;
+
+/// The cookies of a signed-in browser carrying `token`.
+pub fn session_cookies(token: &str) -> String {
+    format!("__session={token}; __client_uat={CLIENT_UAT}")
+}
 
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -1,0 +1,368 @@
+//! Browser sessions, as Clerk's `authenticateRequest` decides them: a Bearer header is
+//! verified on its own; otherwise the cookie path walks Clerk's decision table (handshake
+//! resolution, dev-browser rules, `__client_uat` against the session cookie, then the token)
+//! and answers signed in, signed out, or "redirect through the handshake". Owns the public
+//! URL of a request too. Never forwards requests.
+
+pub mod cookies;
+pub mod handshake;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Url;
+
+use crate::auth::credential::{self, Credential};
+use crate::auth::{Authenticator, Identity, Reason};
+use crate::clerk_api::ClerkApi;
+use crate::clerk_keys::PublishableKey;
+use cookies::{ClerkCookies, Instance};
+
+/// How many handshakes in a row before giving up (Clerk's loop guard).
+const MAX_REDIRECTS: u32 = 3;
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Decision {
+    /// A valid session; `cookies` are `Set-Cookie` values for the response.
+    SignedIn {
+        /// Who.
+        identity: Arc<Identity>,
+        /// Handshake directives to pass on.
+        cookies: Vec<HeaderValue>,
+    },
+    /// No valid session.
+    SignedOut {
+        /// Clerk's reason.
+        reason: Reason,
+        /// The client offered a credential.
+        token_sent: bool,
+        /// Handshake directives to pass on.
+        cookies: Vec<HeaderValue>,
+    },
+    /// Send the browser elsewhere: to the handshake, or back to the clean URL after one.
+    Redirect {
+        /// Where.
+        location: HeaderValue,
+        /// `Set-Cookie` values (loop counter, handshake directives).
+        cookies: Vec<HeaderValue>,
+    },
+}
+
+impl Decision {
+    /// Metric labels of every decision: `signed-in`, each reason, `handshake`.
+    pub fn metric_names() -> Vec<&'static str> {
+        std::iter::once("signed-in")
+            .chain(Reason::ALL.iter().map(|r| r.as_str()))
+            .chain(std::iter::once("handshake"))
+            .collect()
+    }
+
+    /// This decision's position in `metric_names`.
+    pub fn metric_index(&self) -> usize {
+        match self {
+            Decision::SignedIn { .. } => 0,
+            Decision::SignedOut { reason, .. } => reason.index() + 1,
+            Decision::Redirect { .. } => Reason::ALL.len() + 1,
+        }
+    }
+}
+
+/// The parts of a request the decision looks at.
+pub struct RequestInfo<'a> {
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The URL the client asked for, when it can be told.
+    pub url: Option<&'a Url>,
+    /// A browser page load (GET document/iframe, or HTML accepted): may be redirected.
+    pub eligible: bool,
+    /// Seconds since the epoch.
+    pub now_secs: i64,
+}
+
+/// The instance facts the cookie path needs.
+struct InstanceInfo {
+    suffix: String,
+    frontend_api_host: String,
+    /// Where handshakes go (the Frontend API, or `frontend_api_url`).
+    frontend_api: Url,
+    production: bool,
+}
+
+/// Browser-session decisions for one Clerk instance.
+pub struct Browser {
+    instance: Option<InstanceInfo>,
+    api: Option<ClerkApi>,
+}
+
+impl Browser {
+    /// Built from the publishable key (without one, cookies are read unsuffixed and no
+    /// handshake is possible), a Frontend API override, and the Backend API client.
+    pub fn new(
+        publishable_key: Option<&PublishableKey>,
+        frontend_api_url: Option<&Url>,
+        api: Option<ClerkApi>,
+    ) -> Self {
+        let instance = publishable_key.and_then(|pk| {
+            let frontend_api = match frontend_api_url {
+                Some(url) => url.clone(),
+                None => Url::parse(&format!("https://{}/", pk.frontend_api)).ok()?,
+            };
+            Some(InstanceInfo {
+                suffix: pk.cookie_suffix.clone(),
+                frontend_api_host: pk.frontend_api.clone(),
+                frontend_api,
+                production: pk.production,
+            })
+        });
+        Browser { instance, api }
+    }
+
+    /// Where handshakes (and the Frontend API proxy) go.
+    pub fn frontend_api(&self) -> Option<&Url> {
+        self.instance.as_ref().map(|i| &i.frontend_api)
+    }
+
+    /// The cookie suffix, when a publishable key is configured.
+    pub fn cookie_suffix(&self) -> Option<&str> {
+        self.instance.as_ref().map(|i| i.suffix.as_str())
+    }
+
+    /// Decides a request: Bearer header first, else the cookie path.
+    pub async fn decide(&self, auth: &Authenticator, request: &RequestInfo<'_>) -> Decision {
+        match credential::bearer(request.headers) {
+            Some(Credential::Bearer(token)) => return verified(auth.verify(token).await, Vec::new()),
+            Some(_) => return signed_out(Reason::TokenInvalid, true),
+            None => {}
+        }
+        self.cookie_path(auth, request).await
+    }
+
+    async fn cookie_path(&self, auth: &Authenticator, request: &RequestInfo<'_>) -> Decision {
+        let instance = self.instance.as_ref().map(|i| Instance {
+            suffix: &i.suffix,
+            frontend_api: &i.frontend_api_host,
+            production: i.production,
+        });
+        let jar = cookies::read(request.headers, instance, request.now_secs);
+        let query = |name: &str| {
+            request.url.and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+        };
+        let nonce = query(cookies::HANDSHAKE_NONCE).or_else(|| jar.handshake_nonce.map(str::to_owned));
+        let handshake_jwt = query(cookies::HANDSHAKE).or_else(|| jar.handshake.map(str::to_owned));
+        if (nonce.is_some() || handshake_jwt.is_some())
+            && let Some(decision) = self.resolve(auth, request, nonce.as_deref(), handshake_jwt.as_deref()).await
+        {
+            return decision;
+        }
+        let dev_in_query = query(cookies::DEV_BROWSER);
+        let hs =
+            Handshake { browser: self, request, jar: &jar, dev_browser: dev_in_query.as_deref().or(jar.dev_browser) };
+        let development = self.instance.as_ref().is_some_and(|i| !i.production);
+        if development && request.eligible {
+            if dev_in_query.is_some() {
+                return hs.or_signed_out(Reason::DevBrowserSync, Reason::DevBrowserSync);
+            }
+            if jar.dev_browser.is_none() {
+                return hs.or_signed_out(Reason::DevBrowserMissing, Reason::DevBrowserMissing);
+            }
+        }
+        let Ok(session) = jar.session else { return signed_out(Reason::TokenInvalid, true) };
+        let session = match (session, jar.client_uat > 0) {
+            (None, false) => return signed_out(Reason::SessionTokenAndUatMissing, false),
+            (Some(_), false) => {
+                return hs.or_signed_out(Reason::SessionTokenWithoutClientUat, Reason::SessionTokenWithoutClientUat);
+            }
+            (None, true) => {
+                return hs.or_signed_out(Reason::ClientUatWithoutSessionToken, Reason::ClientUatWithoutSessionToken);
+            }
+            (Some(token), true) => token,
+        };
+        let iat =
+            crate::auth::token::peek_claims(session).and_then(|c| c.get("iat").and_then(serde_json::Value::as_i64));
+        if iat.is_some_and(|iat| iat < jar.client_uat) {
+            return hs.or_signed_out(Reason::SessionTokenIatBeforeClientUat, Reason::SessionTokenIatBeforeClientUat);
+        }
+        match auth.verify(session).await {
+            Ok(identity) => Decision::SignedIn { identity, cookies: Vec::new() },
+            Err(reason @ (Reason::TokenExpired | Reason::TokenNotActiveYet | Reason::TokenIatInTheFuture)) => {
+                hs.or_signed_out(reason, reason)
+            }
+            Err(reason) => signed_out(reason, true),
+        }
+    }
+
+    /// Resolves a handshake that came back; `None` (carry on) when it cannot be.
+    async fn resolve(
+        &self,
+        auth: &Authenticator,
+        request: &RequestInfo<'_>,
+        nonce: Option<&str>,
+        jwt: Option<&str>,
+    ) -> Option<Decision> {
+        let instance = self.instance.as_ref()?;
+        let resolved = match handshake::resolve(self.api.as_ref(), auth.keys(), nonce, jwt).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                tracing::warn!(%error, "could not resolve the Clerk handshake; continuing without it");
+                return None;
+            }
+        };
+        let decision = if resolved.session_token.is_empty() {
+            Decision::SignedOut { reason: Reason::SessionTokenMissing, token_sent: false, cookies: resolved.cookies }
+        } else {
+            match auth.verify(&resolved.session_token).await {
+                Ok(identity) => Decision::SignedIn { identity, cookies: resolved.cookies },
+                Err(reason) => {
+                    tracing::warn!(reason = reason.as_str(), "the handshake's session token does not verify");
+                    return None;
+                }
+            }
+        };
+        // Development instances get the handshake in the URL: send the browser back to the
+        // same URL without it. Production continues with the request.
+        if !instance.production
+            && let Some(url) = request.url
+            && let Ok(location) = HeaderValue::try_from(handshake::clean_url(url).as_str())
+        {
+            let cookies = match decision {
+                Decision::SignedIn { cookies, .. }
+                | Decision::SignedOut { cookies, .. }
+                | Decision::Redirect { cookies, .. } => cookies,
+            };
+            return Some(Decision::Redirect { location, cookies });
+        }
+        Some(decision)
+    }
+}
+
+/// A would-be handshake: taken when the request may be redirected, else signed out.
+struct Handshake<'a> {
+    browser: &'a Browser,
+    request: &'a RequestInfo<'a>,
+    jar: &'a ClerkCookies<'a>,
+    dev_browser: Option<&'a str>,
+}
+
+impl Handshake<'_> {
+    /// Redirects through the handshake when the request is a browser page load, the
+    /// instance is known, the loop guard allows it, and there is a client to refresh
+    /// (`__client_uat` > 0, or any development instance); otherwise signs out with `reason`.
+    fn or_signed_out(&self, handshake_reason: Reason, reason: Reason) -> Decision {
+        let token_sent = matches!(self.jar.session, Ok(Some(_)) | Err(_));
+        let Some(instance) = self.browser.instance.as_ref() else { return signed_out(reason, token_sent) };
+        let Some(url) = self.request.url else { return signed_out(reason, token_sent) };
+        let has_client = self.jar.client_uat > 0 || !instance.production;
+        if !self.request.eligible || !has_client || self.jar.redirect_count >= MAX_REDIRECTS {
+            if self.jar.redirect_count >= MAX_REDIRECTS {
+                tracing::warn!(
+                    "Clerk handshake redirect loop; check that the publishable and secret keys belong to one instance"
+                );
+            }
+            return signed_out(reason, token_sent);
+        }
+        let start = handshake::Start {
+            url,
+            reason: handshake_reason.handshake_reason(),
+            suffixed_cookies: self.jar.suffixed,
+            session_token: self.jar.session.ok().flatten(),
+            dev_browser: if instance.production { None } else { self.dev_browser },
+        };
+        match handshake::redirect_url(&instance.frontend_api, &start)
+            .and_then(|u| HeaderValue::try_from(u.as_str()).ok())
+        {
+            Some(location) => {
+                Decision::Redirect { location, cookies: vec![cookies::redirect_count(self.jar.redirect_count + 1)] }
+            }
+            None => signed_out(reason, token_sent),
+        }
+    }
+}
+
+fn signed_out(reason: Reason, token_sent: bool) -> Decision {
+    Decision::SignedOut { reason, token_sent, cookies: Vec::new() }
+}
+
+fn verified(result: Result<Arc<Identity>, Reason>, cookies: Vec<HeaderValue>) -> Decision {
+    match result {
+        Ok(identity) => Decision::SignedIn { identity, cookies },
+        Err(reason) => Decision::SignedOut { reason, token_sent: true, cookies },
+    }
+}
+
+static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+
+/// Clerk's test for a browser page load (the only requests a handshake or sign-in redirect
+/// may answer): GET with `Sec-Fetch-Dest: document`/`iframe`, or no `Sec-Fetch-Dest` and an
+/// `Accept` that starts with `text/html`.
+pub fn is_document_request(method: &http::Method, headers: &HeaderMap) -> bool {
+    if method != http::Method::GET {
+        return false;
+    }
+    match headers.get(&SEC_FETCH_DEST) {
+        Some(dest) => dest == "document" || dest == "iframe",
+        None => {
+            headers.get(http::header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.starts_with("text/html"))
+        }
+    }
+}
+
+/// The URL the client asked for, as the client saw it: scheme and host from a trusted
+/// proxy's `X-Forwarded-*` (first value), else from this connection and the `Host` header.
+pub fn public_url(headers: &HeaderMap, uri: &http::Uri, trusted_peer: bool, scheme: &str) -> Option<Url> {
+    let forwarded = |name: &HeaderName| {
+        headers
+            .get(name)
+            .filter(|_| trusted_peer)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = forwarded(&X_FORWARDED_PROTO).filter(|s| *s == "http" || *s == "https").unwrap_or(scheme);
+    let host = forwarded(&X_FORWARDED_HOST)
+        .or_else(|| headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))?;
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Url::parse(&format!("{scheme}://{host}{target}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn document_requests_follow_clerk() {
+        use http::Method;
+        assert!(is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "document")])));
+        assert!(is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "iframe")])));
+        assert!(is_document_request(&Method::GET, &headers(&[("accept", "text/html,application/xhtml+xml")])));
+        assert!(!is_document_request(&Method::GET, &headers(&[("sec-fetch-dest", "empty"), ("accept", "text/html")])));
+        assert!(!is_document_request(&Method::POST, &headers(&[("sec-fetch-dest", "document")])));
+        assert!(!is_document_request(&Method::GET, &headers(&[("accept", "application/json")])));
+        assert!(!is_document_request(&Method::GET, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn public_urls_trust_only_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("internal:8080"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("app.example.com, proxy"));
+        let uri: http::Uri = "/p?q=1".parse().unwrap();
+        assert_eq!(public_url(&h, &uri, true, "http").unwrap().as_str(), "https://app.example.com/p?q=1");
+        assert_eq!(public_url(&h, &uri, false, "http").unwrap().as_str(), "http://internal:8080/p?q=1");
+        assert!(public_url(&HeaderMap::new(), &uri, false, "http").is_none());
+    }
+}

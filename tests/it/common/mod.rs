@@ -345,6 +345,7 @@ impl TestGateway {
 
     /// Starts the gateway without waiting for readiness.
     pub async fn start_unready(toml: &str) -> TestGateway {
+        init_logs();
         let config = Config::from_toml(toml, &|_| None).unwrap_or_else(|e| panic!("test config: {e}"));
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -407,6 +408,16 @@ impl Drop for TestGateway {
         if let Some(handle) = &self.handle {
             handle.abort();
         }
+    }
+}
+
+/// Per-test logs, opt-in: `RUST_LOG=clerk_gateway=debug cargo test NAME -- --nocapture`.
+fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
     }
 }
 
@@ -586,6 +597,23 @@ pub struct BapiState {
     /// While set, `GET /v1/users/{id}` waits until `release` is notified.
     pub hold_lookups: std::sync::atomic::AtomicBool,
     pub release: tokio::sync::Notify,
+    /// Frontend API side: what the handshake hands out and how.
+    pub handshake: Mutex<FakeHandshake>,
+    /// Nonces issued by the handshake → their directives.
+    pub nonces: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Every request with its query and headers, for assertions.
+    pub seen: Mutex<Vec<(String, String, HeaderMap)>>,
+}
+
+/// How the fake Frontend API answers `GET /v1/client/handshake`.
+#[derive(Clone, Default)]
+pub struct FakeHandshake {
+    /// The session token to hand out (`None`: the client is signed out).
+    pub session_token: Option<String>,
+    /// Send a handshake JWT instead of a nonce.
+    pub as_jwt: bool,
+    /// Deliver it as a cookie (production) instead of a query parameter.
+    pub as_cookie: bool,
 }
 
 /// A fake Clerk Backend API: users (paginated by offset or starting_after), user count,
@@ -657,10 +685,33 @@ impl Handler for BapiHandler {
             .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
             .collect();
         s.requests.lock().unwrap().push(path.clone());
+        s.seen.lock().unwrap().push((
+            path.clone(),
+            request.uri().query().unwrap_or("").to_owned(),
+            request.headers().clone(),
+        ));
+        if path == "/v1/client/handshake" {
+            return self.handshake(request.uri());
+        }
+        if path == "/v1/client" || path.starts_with("/v1/client/") || path.starts_with("/v1/environment") {
+            let mut response = json_reply(200, json!({"fapi": path, "query": request.uri().query()}));
+            response.headers_mut().insert("set-cookie", "__client=fapi-client; Path=/; HttpOnly".parse().unwrap());
+            return response;
+        }
         if request.headers().get("authorization").and_then(|v| v.to_str().ok())
             != Some(&format!("Bearer {FAKE_SECRET}"))
         {
             return clerk_error(401, "clerk_key_invalid");
+        }
+        if path == "/v1/clients/handshake_payload" {
+            let nonce = query.get("nonce").cloned().unwrap_or_default();
+            return match s.nonces.lock().unwrap().remove(&nonce) {
+                Some(directives) => json_reply(200, json!({"directives": directives})),
+                None => clerk_error(404, "resource_not_found"),
+            };
+        }
+        if let Some(sid) = path.strip_prefix("/v1/sessions/").and_then(|p| p.strip_suffix("/revoke")) {
+            return json_reply(200, json!({"id": sid, "object": "session", "status": "revoked"}));
         }
         if let Some(scripted) = self.take_script(&path) {
             let mut response = clerk_error(scripted.status, "scripted");
@@ -694,6 +745,45 @@ impl Handler for BapiHandler {
 }
 
 impl BapiHandler {
+    /// Mints fresh cookies and sends the browser back to `redirect_url` with a nonce or a
+    /// handshake JWT, by query parameter or cookie.
+    fn handshake(&self, uri: &http::Uri) -> Response<Body> {
+        let plan = self.state.handshake.lock().unwrap().clone();
+        let redirect = uri
+            .query()
+            .and_then(|q| url_pairs(q).into_iter().find(|(k, _)| k == "redirect_url"))
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let mut directives = vec!["__clerk_handshake_nonce=; Path=/; Max-Age=0".to_owned()];
+        match &plan.session_token {
+            Some(token) => {
+                directives.push(format!("__session={token}; Path=/; SameSite=Lax"));
+                directives.push(format!("__client_uat={CLIENT_UAT}; Path=/; SameSite=Lax; Max-Age=31536000"));
+            }
+            None => directives.push("__client_uat=0; Path=/; SameSite=Lax".to_owned()),
+        }
+        let (name, value) = if plan.as_jwt {
+            let jwt = key_a().token_with_header(
+                &json!({"alg": "RS256", "typ": "JWT", "kid": key_a().kid}),
+                &json!({"handshake": directives}),
+                Algorithm::RS256,
+            );
+            ("__clerk_handshake", jwt)
+        } else {
+            let nonce = format!("nonce_{}", self.state.nonces.lock().unwrap().len() + 1);
+            self.state.nonces.lock().unwrap().insert(nonce.clone(), directives);
+            ("__clerk_handshake_nonce", nonce)
+        };
+        let mut back = reqwest::Url::parse(&redirect).unwrap();
+        let mut response = Response::builder().status(307);
+        if plan.as_cookie {
+            response = response.header("set-cookie", format!("{name}={value}; Path=/"));
+        } else {
+            back.query_pairs_mut().append_pair(name, &value);
+        }
+        response.header("location", back.as_str()).body(body::empty()).unwrap()
+    }
+
     fn take_script(&self, path: &str) -> Option<Scripted> {
         let mut script = self.state.script.lock().unwrap();
         let i = script.iter().position(|s| path.starts_with(s.path_prefix))?;
@@ -718,6 +808,15 @@ impl BapiHandler {
         let page: Vec<Value> = users.iter().skip(start).take(limit).cloned().collect();
         json_reply(200, Value::Array(page))
     }
+}
+
+/// Decoded `key=value` pairs of a query string.
+pub fn url_pairs(query: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{query}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// A Clerk User object.

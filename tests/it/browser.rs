@@ -11,12 +11,18 @@ const DEV_KEY: &str = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k";
 const DOCUMENT: (&str, &str) = ("sec-fetch-dest", "document");
 
 async fn browser_gateway(bapi: &FakeBapi, publishable_key: &str, extra: &str) -> TestGateway {
+    browser_gateway_with(bapi, publishable_key, extra, "").await
+}
+
+/// `extra` goes into `[clerk]`, `server_extra` into `[server]`.
+async fn browser_gateway_with(bapi: &FakeBapi, publishable_key: &str, extra: &str, server_extra: &str) -> TestGateway {
     let upstream = spawn_upstream().await;
     let config = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 drain_delay = "0s"
+{server_extra}
 [admin]
 listen = "127.0.0.1:0"
 [clerk]
@@ -381,6 +387,44 @@ async fn a_round_trip_by_handshake_token_in_development() {
         document(&gw, "/app/dashboard", &format!("__session={fresh}; __client_uat={CLIENT_UAT}; __clerk_db_jwt=dev1"))
             .await;
     assert_eq!((done.status, done.seen("x-user-id").as_deref()), (200, Some("user_alice")));
+}
+
+#[tokio::test]
+async fn a_round_trip_by_handshake_cookie_in_production() {
+    let bapi = fake().await;
+    {
+        let mut plan = bapi.state.handshake.lock().unwrap();
+        plan.session_token = Some(key_a().token(&claims()));
+        plan.as_jwt = true;
+        plan.as_cookie = true;
+    }
+    let gw = browser_gateway(&bapi, PROD_KEY, "").await;
+    let first = document(&gw, "/app/dashboard", &session_cookies(&expired())).await;
+    let (back, fapi_cookies) = through_fapi(&bapi, first.header("location").unwrap()).await;
+    assert_eq!(back, "http://gateway.test/app/dashboard", "nothing in the URL");
+    let handshake =
+        fapi_cookies.iter().find_map(|c| c.split(';').next().filter(|p| p.starts_with("__clerk_handshake="))).unwrap();
+    let done = document(&gw, "/app/dashboard", &format!("{}; {handshake}", session_cookies(&expired()))).await;
+    assert_eq!((done.status, done.seen("x-user-id").as_deref()), (200, Some("user_alice")));
+    assert!(set_cookies(&done).iter().any(|c| c.starts_with("__session=")));
+}
+
+#[tokio::test]
+async fn the_redirect_url_is_the_public_url_behind_trusted_proxies_only() {
+    let bapi = fake().await;
+    let cookie = session_cookies(&expired());
+    let headers =
+        [DOCUMENT, ("x-forwarded-proto", "https"), ("x-forwarded-host", "app.example.com"), ("cookie", &cookie)];
+    let untrusting = browser_gateway(&bapi, PROD_KEY, "").await;
+    let params = handshake_params(&untrusting.get("/app/p", &headers).await, &bapi);
+    assert_eq!(
+        param(&params, "redirect_url"),
+        Some("http://gateway.test/app/p"),
+        "an untrusted peer's X-Forwarded-* are ignored"
+    );
+    let trusting = browser_gateway_with(&bapi, PROD_KEY, "", "trusted_proxies = [\"127.0.0.1\"]").await;
+    let params = handshake_params(&trusting.get("/app/p", &headers).await, &bapi);
+    assert_eq!(param(&params, "redirect_url"), Some("https://app.example.com/app/p"));
 }
 
 #[tokio::test]

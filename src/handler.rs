@@ -143,10 +143,11 @@ pub async fn decide(
     may_redirect: bool,
     trace: &mut Trace,
 ) -> Decision {
-    let url = browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
+    let public_url = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
     let info = RequestInfo {
         headers: request.headers(),
-        url: url.as_ref(),
+        uri: request.uri(),
+        public_url: &public_url,
         eligible: may_redirect && browser::is_document_request(request.method(), request.headers()),
         now_secs: state.clock.now_secs(),
     };

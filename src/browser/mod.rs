@@ -75,8 +75,10 @@ impl Decision {
 pub struct RequestInfo<'a> {
     /// Request headers.
     pub headers: &'a HeaderMap,
-    /// The URL the client asked for, when it can be told.
-    pub url: Option<&'a Url>,
+    /// The request target (for Clerk's query parameters).
+    pub uri: &'a http::Uri,
+    /// The URL the client asked for, computed only when a redirect needs it.
+    pub public_url: &'a (dyn Fn() -> Option<Url> + Sync),
     /// A browser page load (GET document/iframe, or HTML accepted): may be redirected.
     pub eligible: bool,
     /// Seconds since the epoch.
@@ -148,9 +150,7 @@ impl Browser {
             production: i.production,
         });
         let jar = cookies::read(request.headers, instance, request.now_secs);
-        let query = |name: &str| {
-            request.url.and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
-        };
+        let query = |name: &str| query_param(request.uri, name);
         let nonce = query(cookies::HANDSHAKE_NONCE).or_else(|| jar.handshake_nonce.map(str::to_owned));
         let handshake_jwt = query(cookies::HANDSHAKE).or_else(|| jar.handshake.map(str::to_owned));
         if (nonce.is_some() || handshake_jwt.is_some())
@@ -225,8 +225,8 @@ impl Browser {
         // Development instances get the handshake in the URL: send the browser back to the
         // same URL without it. Production continues with the request.
         if !instance.production
-            && let Some(url) = request.url
-            && let Ok(location) = HeaderValue::try_from(handshake::clean_url(url).as_str())
+            && let Some(url) = (request.public_url)()
+            && let Ok(location) = HeaderValue::try_from(handshake::clean_url(&url).as_str())
         {
             let cookies = match decision {
                 Decision::SignedIn { cookies, .. }
@@ -254,7 +254,7 @@ impl Handshake<'_> {
     fn or_signed_out(&self, handshake_reason: Reason, reason: Reason) -> Decision {
         let token_sent = matches!(self.jar.session, Ok(Some(_)) | Err(_));
         let Some(instance) = self.browser.instance.as_ref() else { return signed_out(reason, token_sent) };
-        let Some(url) = self.request.url else { return signed_out(reason, token_sent) };
+        let Some(url) = (self.request.public_url)() else { return signed_out(reason, token_sent) };
         let has_client = self.jar.client_uat > 0 || !instance.production;
         if !self.request.eligible || !has_client || self.jar.redirect_count >= MAX_REDIRECTS {
             if self.jar.redirect_count >= MAX_REDIRECTS {
@@ -265,7 +265,7 @@ impl Handshake<'_> {
             return signed_out(reason, token_sent);
         }
         let start = handshake::Start {
-            url,
+            url: &url,
             reason: handshake_reason.handshake_reason(),
             suffixed_cookies: self.jar.suffixed,
             session_token: self.jar.session.ok().flatten(),
@@ -280,6 +280,12 @@ impl Handshake<'_> {
             None => signed_out(reason, token_sent),
         }
     }
+}
+
+/// A Clerk query parameter of the request target (they all start with `__clerk`).
+fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    let query = uri.query().filter(|q| q.contains("__clerk"))?;
+    Url::parse(&format!("http://q/?{query}")).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 fn signed_out(reason: Reason, token_sent: bool) -> Decision {

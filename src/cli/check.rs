@@ -41,14 +41,20 @@ pub fn describe(path: &Path, config: &Config) -> String {
     line("sign-in", clerk.sign_in_url.as_ref().map_or_else(|| "(none: browsers get 401)".into(), |u| u.to_string()));
     let handshake = match &clerk.publishable_key {
         Some(pk) => {
-            let base = clerk.frontend_api_url.as_ref().map_or_else(|| format!("https://{}/", pk.frontend_api), |u| u.to_string());
+            let base = clerk
+                .frontend_api_url
+                .as_ref()
+                .map_or_else(|| format!("https://{}/", pk.frontend_api), |u| u.to_string());
             let kind = if pk.production { "production" } else { "development" };
             format!("{base}v1/client/handshake ({kind} instance)")
         }
         None => "(no publishable key: expired browser sessions are signed out)".into(),
     };
     line("handshake", handshake);
-    line("endpoints", config.auth_endpoints.as_ref().map_or_else(|| "(off)".into(), |p| format!("{p}/me {p}/logout {p}/login")));
+    line(
+        "endpoints",
+        config.auth_endpoints.as_ref().map_or_else(|| "(off)".into(), |p| format!("{p}/me {p}/logout {p}/login")),
+    );
     if let Some(proxy) = &clerk.proxy {
         line("fapi proxy", format!("{}/* as {}", proxy.path, proxy.url));
     }

@@ -76,6 +76,8 @@ token="$header.$payload.$signature"
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:19090/readyz && break; sleep 0.1; done
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/x)
 [ "$status" = 200 ] || { echo "the bench token was refused ($status)"; exit 1; }
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: __session=$token; __client_uat=$((now - 10))" http://127.0.0.1:18080/api/x)
+[ "$status" = 200 ] || { echo "the bench cookie was refused ($status)"; exit 1; }
 
 declare -A rps
 measure() {
@@ -89,7 +91,7 @@ measure direct http://127.0.0.1:18001/api/x
 measure nginx-proxy http://127.0.0.1:18002/api/x
 measure gateway-public http://127.0.0.1:18080/public/x
 measure gateway-bearer -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/x
-measure gateway-cookie -H "Cookie: __session=$token" http://127.0.0.1:18080/api/x
+measure gateway-cookie -H "Cookie: __session=$token; __client_uat=$((now - 10))" http://127.0.0.1:18080/api/x
 measure gateway-401 http://127.0.0.1:18080/api/x
 ratio() { awk -v a="${rps[$1]}" -v b="${rps[$2]}" 'BEGIN { printf "%.2f", a / b }'; }
 echo

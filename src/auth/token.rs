@@ -115,14 +115,26 @@ pub fn verify_signature(parsed: &Parsed<'_>, key: &VerifyKey) -> Result<(), Reas
     }
 }
 
-/// The payload of a token, decoded without any verification. Only for choosing between
-/// cookies, as Clerk's SDK does; never for deciding who someone is.
-pub fn peek_claims(token: &str) -> Option<Value> {
+/// The few claims Clerk's cookie rules look at before verification.
+#[derive(Debug, Default, Deserialize)]
+pub struct Peek {
+    /// `iss`.
+    pub iss: Option<String>,
+    /// `iat`, seconds.
+    pub iat: Option<i64>,
+    /// `exp`, seconds.
+    pub exp: Option<i64>,
+}
+
+/// Claims of a token decoded without any verification. Only for choosing between cookies,
+/// as Clerk's SDK does; never for deciding who someone is.
+pub fn peek(token: &str) -> Option<Peek> {
     if token.len() > MAX_TOKEN_BYTES {
         return None;
     }
     let payload = token.split('.').nth(1)?;
-    decode_json::<Value>(payload).ok().filter(Value::is_object)
+    let bytes = decode_segment(payload).ok()?;
+    serde_json::from_slice::<Peek>(&bytes).ok()
 }
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, Reason> {

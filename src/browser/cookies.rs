@@ -4,7 +4,6 @@
 //! gateway itself sends.
 
 use http::{HeaderMap, HeaderValue};
-use serde_json::Value;
 
 use crate::auth::credential::{Credential, cookie_value};
 use crate::auth::token;
@@ -50,6 +49,8 @@ pub struct ClerkCookies<'a> {
     pub redirect_count: u32,
     /// Whether the suffixed set is the trusted one.
     pub suffixed: bool,
+    /// `iat` of the trusted session token, read without verification.
+    pub session_iat: Option<i64>,
 }
 
 fn value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
@@ -63,14 +64,20 @@ fn value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> 
 /// Reads the cookies; `instance` is `None` without a publishable key (unsuffixed only).
 pub fn read<'a>(headers: &'a HeaderMap, instance: Option<Instance<'_>>, now_secs: i64) -> ClerkCookies<'a> {
     let plain = |name: &str| value(headers, name).ok().flatten();
-    let suffixed = instance.is_some_and(|i| uses_suffixed(headers, i, now_secs));
+    let unsuffixed_session = plain(SESSION);
+    let unsuffixed_peek = unsuffixed_session.and_then(token::peek);
+    let suffixed = instance.is_some_and(|i| uses_suffixed(headers, i, unsuffixed_peek.as_ref(), now_secs));
     let name = |base: &str| match instance {
         Some(i) if suffixed => format!("{base}_{}", i.suffix),
         _ => base.to_owned(),
     };
     let uat = value(headers, &name(CLIENT_UAT)).ok().flatten();
+    let session = value(headers, &name(SESSION));
+    let session_iat =
+        if suffixed { session.ok().flatten().and_then(token::peek) } else { unsuffixed_peek }.and_then(|p| p.iat);
     ClerkCookies {
-        session: value(headers, &name(SESSION)),
+        session_iat,
+        session,
         client_uat: uat.and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0),
         dev_browser: value(headers, &name(DEV_BROWSER)).ok().flatten(),
         handshake: plain(HANDSHAKE),
@@ -82,18 +89,21 @@ pub fn read<'a>(headers: &'a HeaderMap, instance: Option<Instance<'_>>, now_secs
 
 /// Clerk's rule for trusting the suffixed cookie set over the unsuffixed one (the suffix
 /// keeps several Clerk apps on one site apart), in Clerk's order.
-fn uses_suffixed(headers: &HeaderMap, instance: Instance<'_>, now_secs: i64) -> bool {
+fn uses_suffixed(
+    headers: &HeaderMap,
+    instance: Instance<'_>,
+    session_claims: Option<&token::Peek>,
+    now_secs: i64,
+) -> bool {
     let get = |name: String| value(headers, &name).ok().flatten();
     let suffixed_uat = get(format!("{CLIENT_UAT}_{}", instance.suffix));
     let uat = get(CLIENT_UAT.to_owned());
     let suffixed_session = get(format!("{SESSION}_{}", instance.suffix));
     let session = get(SESSION.to_owned());
-    let session_claims = session.and_then(token::peek_claims);
-    let suffixed_claims = suffixed_session.and_then(token::peek_claims);
     if session.is_some() {
-        let issuer =
-            session_claims.as_ref().and_then(|c| c.get("iss")).and_then(Value::as_str).filter(|i| !i.is_empty());
-        let Some(issuer) = issuer else { return false };
+        let Some(issuer) = session_claims.and_then(|c| c.iss.as_deref()).filter(|i| !i.is_empty()) else {
+            return false;
+        };
         let host = issuer.trim_start_matches("https://").trim_start_matches("http://");
         if host != instance.frontend_api {
             return true;
@@ -102,19 +112,18 @@ fn uses_suffixed(headers: &HeaderMap, instance: Instance<'_>, now_secs: i64) -> 
     if suffixed_uat.is_none() && suffixed_session.is_none() {
         return false;
     }
-    let iat = |claims: &Option<Value>| claims.as_ref().and_then(|c| c.get("iat")).and_then(Value::as_i64).unwrap_or(0);
-    if suffixed_uat != Some("0") && uat != Some("0") && iat(&session_claims) > iat(&suffixed_claims) {
+    let suffixed_claims = suffixed_session.and_then(token::peek).unwrap_or_default();
+    if suffixed_uat != Some("0")
+        && uat != Some("0")
+        && session_claims.and_then(|c| c.iat).unwrap_or(0) > suffixed_claims.iat.unwrap_or(0)
+    {
         return false;
     }
     if suffixed_uat == Some("0") && uat != Some("0") {
         return false;
     }
     if !instance.production {
-        let expired = suffixed_claims
-            .as_ref()
-            .and_then(|c| c.get("exp"))
-            .and_then(Value::as_i64)
-            .is_some_and(|exp| exp <= now_secs);
+        let expired = suffixed_claims.exp.is_some_and(|exp| exp <= now_secs);
         if suffixed_uat != Some("0") && uat == Some("0") && expired {
             return false;
         }

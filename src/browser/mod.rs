@@ -181,9 +181,7 @@ impl Browser {
             }
             (Some(token), true) => token,
         };
-        let iat =
-            crate::auth::token::peek_claims(session).and_then(|c| c.get("iat").and_then(serde_json::Value::as_i64));
-        if iat.is_some_and(|iat| iat < jar.client_uat) {
+        if jar.session_iat.is_some_and(|iat| iat < jar.client_uat) {
             return hs.or_signed_out(Reason::SessionTokenIatBeforeClientUat, Reason::SessionTokenIatBeforeClientUat);
         }
         match auth.verify(session).await {

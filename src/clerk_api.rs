@@ -160,7 +160,20 @@ impl ClerkApi {
     pub async fn handshake_payload(&self, nonce: &str) -> Result<Vec<String>, ApiError> {
         let mut url = self.url("v1/clients/handshake_payload")?;
         url.query_pairs_mut().append_pair("nonce", nonce);
-        let json = self.get_json(url).await?.ok_or(ApiError::Status(404))?;
+        // A browser waits on this: one attempt, no waiting out rate limits.
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.secret.expose())
+            .header("Clerk-API-Version", CLERK_API_VERSION)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(clerk_error(status, &body));
+        }
+        let json: Value = serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(e.to_string()))?;
         let directives = json
             .get("directives")
             .and_then(Value::as_array)

@@ -129,7 +129,16 @@ async fn logout(
         return Err(Reject::CrossSite);
     }
     let redirect = redirect_target(request.uri(), here)?;
-    if let Decision::SignedIn { identity, .. } = decide(state, peer, request, false, trace).await {
+    // An expired session still has to end at Clerk (else the next handshake signs the
+    // browser straight back in): a token whose signature and claims check out names it.
+    let identity = match decide(state, peer, request, false, trace).await {
+        Decision::SignedIn { identity, .. } => Some(identity),
+        _ => match state.browser.presented_token(request.headers(), state.clock.now_secs()) {
+            Some(token) => state.auth.verify_ignoring_time(token).await.ok(),
+            None => None,
+        },
+    };
+    if let Some(identity) = identity {
         if let Some(api) = state.users.api()
             && let Err(error) = api.revoke_session(&identity.session_id).await
         {

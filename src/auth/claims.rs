@@ -74,6 +74,19 @@ pub struct IdentityValues {
 /// # Errors
 /// The first rule the claims break, as Clerk names it.
 pub fn check(claims: &Value, rules: &ClaimRules, now_ms: i64) -> Result<Arc<Identity>, Reason> {
+    check_with(claims, rules, Some(now_ms))
+}
+
+/// Checks every rule but the time claims: for proving which session a token belongs to
+/// after it expired (logout revokes that session).
+///
+/// # Errors
+/// The first rule the claims break.
+pub fn check_ignoring_time(claims: &Value, rules: &ClaimRules) -> Result<Arc<Identity>, Reason> {
+    check_with(claims, rules, None)
+}
+
+fn check_with(claims: &Value, rules: &ClaimRules, now_ms: Option<i64>) -> Result<Arc<Identity>, Reason> {
     let user_id = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty());
     let user_id = user_id.ok_or(Reason::TokenVerificationFailed)?;
     if let Some(issuer) = &rules.issuer
@@ -121,18 +134,22 @@ fn check_azp(claims: &Value, rules: &ClaimRules) -> Result<(), Reason> {
     }
 }
 
-/// Returns the instant (ms) until which the token stays valid.
-fn check_times(claims: &Value, skew: Duration, now_ms: i64) -> Result<i64, Reason> {
+/// Returns the instant (ms) until which the token stays valid; `now_ms` of `None` checks
+/// only that the time claims are well formed.
+fn check_times(claims: &Value, skew: Duration, now_ms: Option<i64>) -> Result<i64, Reason> {
     let skew_ms = skew.as_millis() as f64;
-    let now = now_ms as f64;
     let exp_ms = time_claim(claims, "exp")?.ok_or(Reason::TokenVerificationFailed)?;
+    let nbf_ms = time_claim(claims, "nbf")?;
+    let iat_ms = time_claim(claims, "iat")?;
+    let Some(now_ms) = now_ms else { return Ok((exp_ms + skew_ms) as i64) };
+    let now = now_ms as f64;
     if exp_ms <= now - skew_ms {
         return Err(Reason::TokenExpired);
     }
-    if time_claim(claims, "nbf")?.is_some_and(|nbf| nbf > now + skew_ms) {
+    if nbf_ms.is_some_and(|nbf| nbf > now + skew_ms) {
         return Err(Reason::TokenNotActiveYet);
     }
-    if time_claim(claims, "iat")?.is_some_and(|iat| iat > now + skew_ms) {
+    if iat_ms.is_some_and(|iat| iat > now + skew_ms) {
         return Err(Reason::TokenIatInTheFuture);
     }
     // `as` saturates, so an absurd `exp` becomes i64::MAX rather than wrapping.

@@ -14,6 +14,7 @@ use reqwest::Url;
 
 use crate::auth::credential::{self, Credential};
 use crate::auth::{Authenticator, Identity, Reason};
+use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
 use crate::clerk_keys::PublishableKey;
 use cookies::{ClerkCookies, Instance};
@@ -94,10 +95,18 @@ struct InstanceInfo {
     production: bool,
 }
 
+/// Most handshake nonces redeemed at the Backend API per second (each costs a call
+/// against the instance's rate limit; anything over is treated as no handshake).
+const MAX_NONCES_PER_SECOND: u32 = 50;
+
 /// Browser-session decisions for one Clerk instance.
 pub struct Browser {
     instance: Option<InstanceInfo>,
     api: Option<ClerkApi>,
+    /// Nonces the Backend API refused lately, so a stale nonce cookie costs one call.
+    refused_nonces: ExpiringMap<String, ()>,
+    /// Nonce redemptions in the current second: `(second, count)`.
+    nonce_window: std::sync::Mutex<(i64, u32)>,
 }
 
 impl Browser {
@@ -120,12 +129,26 @@ impl Browser {
                 production: pk.production,
             })
         });
-        Browser { instance, api }
+        Browser { instance, api, refused_nonces: ExpiringMap::new(10_000), nonce_window: std::sync::Mutex::new((0, 0)) }
     }
 
     /// Where handshakes (and the Frontend API proxy) go.
     pub fn frontend_api(&self) -> Option<&Url> {
         self.instance.as_ref().map(|i| &i.frontend_api)
+    }
+
+    /// The session token a request presents (Bearer header, else the trusted session
+    /// cookie), whatever its state.
+    pub fn presented_token<'a>(&self, headers: &'a HeaderMap, now_secs: i64) -> Option<&'a str> {
+        if let Some(Credential::Bearer(token)) = credential::bearer(headers) {
+            return Some(token);
+        }
+        let instance = self.instance.as_ref().map(|i| Instance {
+            suffix: &i.suffix,
+            frontend_api: &i.frontend_api_host,
+            production: i.production,
+        });
+        cookies::read(headers, instance, now_secs).session.ok().flatten()
     }
 
     /// The cookie suffix, when a publishable key is configured.
@@ -151,12 +174,20 @@ impl Browser {
         });
         let jar = cookies::read(request.headers, instance, request.now_secs);
         let query = |name: &str| query_param(request.uri, name);
-        let nonce = query(cookies::HANDSHAKE_NONCE).or_else(|| jar.handshake_nonce.map(str::to_owned));
-        let handshake_jwt = query(cookies::HANDSHAKE).or_else(|| jar.handshake.map(str::to_owned));
-        if (nonce.is_some() || handshake_jwt.is_some())
-            && let Some(decision) = self.resolve(auth, request, nonce.as_deref(), handshake_jwt.as_deref()).await
-        {
-            return decision;
+        let development = self.instance.as_ref().is_some_and(|i| !i.production);
+        // A handshake is resolved only on the page load it redirected: that is where Clerk
+        // sends the browser back. The handshake JWT travels in the URL on development
+        // instances only; production gets it as a cookie.
+        if request.eligible {
+            let nonce = query(cookies::HANDSHAKE_NONCE).or_else(|| jar.handshake_nonce.map(str::to_owned));
+            let jwt_in_query = if development { query(cookies::HANDSHAKE) } else { None };
+            let handshake_jwt = jwt_in_query.or_else(|| jar.handshake.map(str::to_owned));
+            let nonce = nonce.filter(|n| self.may_redeem(n, request.now_secs));
+            if (nonce.is_some() || handshake_jwt.is_some())
+                && let Some(decision) = self.resolve(auth, request, nonce.as_deref(), handshake_jwt.as_deref()).await
+            {
+                return decision;
+            }
         }
         let dev_in_query = query(cookies::DEV_BROWSER);
         let hs =
@@ -193,6 +224,24 @@ impl Browser {
         }
     }
 
+    /// Whether a nonce may be redeemed now: not refused lately, not absurdly long, and the
+    /// per-second budget not spent.
+    fn may_redeem(&self, nonce: &str, now_secs: i64) -> bool {
+        if nonce.len() > 512 || self.refused_nonces.get(nonce, now_secs * 1000).is_some() {
+            return false;
+        }
+        let Ok(mut window) = self.nonce_window.lock() else { return false };
+        if window.0 != now_secs {
+            *window = (now_secs, 0);
+        }
+        window.1 += 1;
+        if window.1 > MAX_NONCES_PER_SECOND {
+            tracing::warn!("more handshake nonces than {MAX_NONCES_PER_SECOND}/s; ignoring the rest");
+            return false;
+        }
+        true
+    }
+
     /// Resolves a handshake that came back; `None` (carry on) when it cannot be.
     async fn resolve(
         &self,
@@ -205,6 +254,10 @@ impl Browser {
         let resolved = match handshake::resolve(self.api.as_ref(), auth.keys(), nonce, jwt).await {
             Ok(resolved) => resolved,
             Err(error) => {
+                if let Some(nonce) = nonce {
+                    let now = request.now_secs * 1000;
+                    self.refused_nonces.insert(nonce.to_owned(), (), now + 60_000, now);
+                }
                 tracing::warn!(%error, "could not resolve the Clerk handshake; continuing without it");
                 return None;
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::header::HOST;
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
+use reqwest::Url;
 
 use super::HttpClient;
 use super::body::{self, Body, RequestBody};
@@ -23,6 +24,19 @@ static CLERK_SECRET_KEY: HeaderName = HeaderName::from_static("clerk-secret-key"
 /// How long the Frontend API may take to answer.
 const FAPI_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The Frontend API URL for `rest` (the path below the proxy prefix): always the base's own
+/// scheme and host, the path appended below the base's. `Url::join` is not used on purpose:
+/// `/__clerk/http:evil.example/x` would join to another host.
+fn target_url(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, Reject> {
+    let mut target = base.clone();
+    target.set_path(&format!("{}{}", base.path(), rest.trim_start_matches('/')));
+    target.set_query(query);
+    if target.origin() != base.origin() {
+        return Err(Reject::BadRequest("invalid-path"));
+    }
+    Ok(target)
+}
+
 /// Forwards a request under `proxy.path` to the Frontend API.
 ///
 /// # Errors
@@ -36,9 +50,7 @@ pub async fn forward(
     path: &str,
 ) -> Result<Response<Body>, Reject> {
     let base = state.browser.frontend_api().ok_or(Reject::NotFound)?;
-    let rest = path.get(proxy.path.len()..).unwrap_or("").trim_start_matches('/');
-    let mut target = base.join(rest).map_err(|_| Reject::BadRequest("invalid-path"))?;
-    target.set_query(request.uri().query());
+    let target = target_url(base, path.get(proxy.path.len()..).unwrap_or(""), request.uri().query())?;
     let uri: Uri = target.as_str().parse().map_err(|_| Reject::BadRequest("invalid-path"))?;
     let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(Reject::BadGateway)?;
     let headers = request.headers_mut();
@@ -58,4 +70,22 @@ pub async fn forward(
     let mut response = send(client, outbound, FAPI_TIMEOUT).await?;
     headers::remove_hop_by_hop(response.headers_mut());
     Ok(response.map(body::stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_never_leave_the_frontend_api() {
+        let base = Url::parse("https://clerk.example.com/").unwrap();
+        let t = |rest: &str| target_url(&base, rest, Some("a=1")).map(|u| u.to_string());
+        assert_eq!(t("/v1/client").unwrap(), "https://clerk.example.com/v1/client?a=1");
+        for sneaky in ["/http:evil.example/x", "/http://evil.example/x", "/https:/evil.example", "//evil.example/x"] {
+            let url = t(sneaky).unwrap();
+            assert!(url.starts_with("https://clerk.example.com/"), "{sneaky} -> {url}");
+        }
+        let local = Url::parse("http://127.0.0.1:9/fapi/").unwrap();
+        assert_eq!(target_url(&local, "/v1/x", None).unwrap().as_str(), "http://127.0.0.1:9/fapi/v1/x");
+    }
 }

@@ -615,3 +615,62 @@ async fn the_frontend_api_proxy_forwards_with_clerk_headers() {
     assert_eq!(headers["host"], bapi.addr.to_string());
     assert!(!headers.contains_key("x-user-id"));
 }
+
+// ------------------------------------------------------------------ review follow-ups
+
+#[tokio::test]
+async fn logout_with_an_expired_cookie_still_ends_the_session_at_clerk() {
+    let bapi = fake().await;
+    let gw = browser_gateway(&bapi, PROD_KEY, "").await;
+    let stale = expired();
+    let reply = send(gw.addr, logout_by_cookie(&stale, &[("sec-fetch-site", "same-origin")], "")).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(bapi.count("/v1/sessions/sess_1/revoke"), 1, "the expired token names the session to revoke");
+    let forged =
+        key_b().token_with_header(&json!({"alg": "RS256", "kid": "ins_a"}), &claims(), jsonwebtoken::Algorithm::RS256);
+    send(gw.addr, logout_by_cookie(&forged, &[("sec-fetch-site", "same-origin")], "")).await;
+    assert_eq!(bapi.count("/v1/sessions/"), 1, "a token that does not verify revokes nothing");
+}
+
+#[tokio::test]
+async fn the_frontend_api_proxy_cannot_be_pointed_elsewhere() {
+    let bapi = fake().await;
+    let elsewhere = FakeJwks::start(vec![]).await;
+    let gw =
+        browser_gateway(&bapi, PROD_KEY, "proxy_path = \"/__clerk\"\nproxy_url = \"https://app.example.com/__clerk\"")
+            .await;
+    for sneaky in [format!("/__clerk/http:{}/x", elsewhere.addr), format!("/__clerk/http:/{}/x", elsewhere.addr)] {
+        gw.get(&sneaky, &[]).await;
+    }
+    assert_eq!(elsewhere.hits(), 0, "the secret key never leaves for another host");
+    assert!(bapi.count("/http:") >= 1, "the odd path went to the Frontend API, as a path");
+}
+
+#[tokio::test]
+async fn nonces_are_redeemed_only_on_page_loads_and_refusals_are_remembered() {
+    let bapi = fake().await;
+    let gw = browser_gateway(&bapi, PROD_KEY, "").await;
+    for _ in 0..5 {
+        api_call(&gw, "/app/x?__clerk_handshake_nonce=junk", "").await;
+    }
+    assert_eq!(bapi.count("/v1/clients/handshake_payload"), 0, "fetch/XHR never cost a Backend API call");
+    for _ in 0..5 {
+        document(&gw, "/app/x", "__clerk_handshake_nonce=stale").await;
+    }
+    assert_eq!(bapi.count("/v1/clients/handshake_payload"), 1, "a refused nonce is remembered");
+}
+
+#[tokio::test]
+async fn production_takes_the_handshake_token_from_its_cookie_only() {
+    let bapi = fake().await;
+    let gw = browser_gateway(&bapi, PROD_KEY, "").await;
+    let attacker = key_a().token(&claims_with("sub", json!("user_mallory")));
+    let jwt = key_a().token_with_header(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": "ins_a"}),
+        &json!({"handshake": [format!("__session={attacker}; Path=/")]}),
+        jsonwebtoken::Algorithm::RS256,
+    );
+    let reply = document(&gw, &format!("/app/x?__clerk_handshake={jwt}"), "").await;
+    assert!(set_cookies(&reply).iter().all(|c| !c.starts_with("__session=")), "a link cannot plant a session");
+    assert_ne!(reply.seen("x-user-id").as_deref(), Some("user_mallory"));
+}

@@ -153,12 +153,7 @@ pub async fn decide(
     };
     let mut decision = state.browser.decide(&state.auth, &info).await;
     state.metrics.auth_outcome(decision.metric_index());
-    let cookies = match &mut decision {
-        Decision::SignedIn { cookies, .. }
-        | Decision::SignedOut { cookies, .. }
-        | Decision::Redirect { cookies, .. } => cookies,
-    };
-    trace.cookies.append(cookies);
+    trace.cookies.append(decision.cookies_mut());
     trace.auth = match &decision {
         Decision::SignedIn { .. } => "signed-in",
         Decision::SignedOut { reason, .. } => reason.as_str(),

@@ -62,6 +62,15 @@ impl Decision {
             .collect()
     }
 
+    /// The `Set-Cookie` values the decision wants on the response.
+    pub fn cookies_mut(&mut self) -> &mut Vec<HeaderValue> {
+        match self {
+            Decision::SignedIn { cookies, .. }
+            | Decision::SignedOut { cookies, .. }
+            | Decision::Redirect { cookies, .. } => cookies,
+        }
+    }
+
     /// This decision's position in `metric_names`.
     pub fn metric_index(&self) -> usize {
         match self {
@@ -143,12 +152,16 @@ impl Browser {
         if let Some(Credential::Bearer(token)) = credential::bearer(headers) {
             return Some(token);
         }
-        let instance = self.instance.as_ref().map(|i| Instance {
+        let instance = self.cookie_instance();
+        cookies::read(headers, instance, now_secs).session.ok().flatten()
+    }
+
+    fn cookie_instance(&self) -> Option<Instance<'_>> {
+        self.instance.as_ref().map(|i| Instance {
             suffix: &i.suffix,
             frontend_api: &i.frontend_api_host,
             production: i.production,
-        });
-        cookies::read(headers, instance, now_secs).session.ok().flatten()
+        })
     }
 
     /// The cookie suffix, when a publishable key is configured.
@@ -167,11 +180,7 @@ impl Browser {
     }
 
     async fn cookie_path(&self, auth: &Authenticator, request: &RequestInfo<'_>) -> Decision {
-        let instance = self.instance.as_ref().map(|i| Instance {
-            suffix: &i.suffix,
-            frontend_api: &i.frontend_api_host,
-            production: i.production,
-        });
+        let instance = self.cookie_instance();
         let jar = cookies::read(request.headers, instance, request.now_secs);
         let query = |name: &str| query_param(request.uri, name);
         let development = self.instance.as_ref().is_some_and(|i| !i.production);
@@ -279,12 +288,8 @@ impl Browser {
             && let Some(url) = (request.public_url)()
             && let Ok(location) = HeaderValue::try_from(handshake::clean_url(&url).as_str())
         {
-            let cookies = match decision {
-                Decision::SignedIn { cookies, .. }
-                | Decision::SignedOut { cookies, .. }
-                | Decision::Redirect { cookies, .. } => cookies,
-            };
-            return Some(Decision::Redirect { location, cookies });
+            let mut decision = decision;
+            return Some(Decision::Redirect { location, cookies: std::mem::take(decision.cookies_mut()) });
         }
         Some(decision)
     }

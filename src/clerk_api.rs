@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -161,13 +161,7 @@ impl ClerkApi {
         let mut url = self.url("v1/clients/handshake_payload")?;
         url.query_pairs_mut().append_pair("nonce", nonce);
         // A browser waits on this: one attempt, no waiting out rate limits.
-        let response = self
-            .client
-            .get(url)
-            .bearer_auth(self.secret.expose())
-            .header("Clerk-API-Version", CLERK_API_VERSION)
-            .send()
-            .await?;
+        let response = self.authed(Method::GET, url).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {
@@ -192,19 +186,21 @@ impl ClerkApi {
             .pop_if_empty()
             .push(session_id)
             .push("revoke");
-        let response = self
-            .client
-            .post(url)
-            .bearer_auth(self.secret.expose())
-            .header("Clerk-API-Version", CLERK_API_VERSION)
-            .send()
-            .await?;
+        let response = self.authed(Method::POST, url).send().await?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.bytes().await?;
         Err(clerk_error(status, &body))
+    }
+
+    /// A request carrying the secret key and the pinned API version.
+    fn authed(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, url)
+            .bearer_auth(self.secret.expose())
+            .header("Clerk-API-Version", CLERK_API_VERSION)
     }
 
     fn url(&self, path: &str) -> Result<Url, ApiError> {
@@ -216,13 +212,7 @@ impl ClerkApi {
         let mut failures = 0u32;
         let mut waits = 0u32;
         loop {
-            let sent = self
-                .client
-                .get(url.clone())
-                .bearer_auth(self.secret.expose())
-                .header("Clerk-API-Version", CLERK_API_VERSION)
-                .send()
-                .await;
+            let sent = self.authed(Method::GET, url.clone()).send().await;
             let response = match sent {
                 Ok(response) => response,
                 Err(error) if failures + 1 < MAX_ATTEMPTS => {

@@ -3,7 +3,7 @@
 //! clear the session cookies) and `GET /auth/login` (off to the sign-in page). The prefix is
 //! configurable. Redirect targets must stay on the request's own origin.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, ORIGIN};
+use http::header::{CACHE_CONTROL, LOCATION, ORIGIN};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use reqwest::Url;
@@ -72,11 +72,11 @@ pub async fn handle(
     if request.method() != method && !(method == Method::GET && request.method() == Method::HEAD) {
         return Err(Reject::MethodNotAllowed(endpoint.allowed()));
     }
-    let here = browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
+    let here = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
     match endpoint {
         Endpoint::Me => me(state, peer, &request, trace).await,
-        Endpoint::Logout => logout(state, peer, &request, here.as_ref(), trace).await,
-        Endpoint::Login => login(state, request.uri(), here.as_ref()),
+        Endpoint::Logout => logout(state, peer, &request, here().as_ref(), trace).await,
+        Endpoint::Login => login(state, request.uri(), here().as_ref()),
     }
 }
 
@@ -114,7 +114,7 @@ async fn me(
             "org_id": m.org_id, "role": m.role, "permissions": m.permissions,
         })).collect::<Vec<Value>>(),
     });
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(body::json(StatusCode::OK, body.to_string()))
 }
 
 async fn logout(
@@ -177,7 +177,10 @@ fn login(state: &AppState, uri: &http::Uri, here: Option<&Url>) -> Result<Respon
 /// anything else (another host, `//evil`, `javascript:`) is refused.
 fn redirect_target(uri: &http::Uri, here: Option<&Url>) -> Result<Option<Url>, Reject> {
     let Some(query) = uri.query() else { return Ok(None) };
-    let Some(wanted) = url_query(query).find(|(k, _)| k == "redirect_url").map(|(_, v)| v) else { return Ok(None) };
+    let Some(wanted) = browser::query_pairs(query).into_iter().find(|(k, _)| k == "redirect_url").map(|(_, v)| v)
+    else {
+        return Ok(None);
+    };
     let here = here.ok_or(Reject::BadRequest("redirect_url"))?;
     let is_path = wanted.starts_with('/') && !wanted.starts_with("//") && !wanted.starts_with("/\\");
     let target = if is_path { here.join(&wanted).ok() } else { Url::parse(&wanted).ok() };
@@ -185,13 +188,6 @@ fn redirect_target(uri: &http::Uri, here: Option<&Url>) -> Result<Option<Url>, R
         Some(target) if target.origin() == here.origin() => Ok(Some(target)),
         _ => Err(Reject::BadRequest("redirect_url")),
     }
-}
-
-fn url_query(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    Url::parse(&format!("http://x/?{query}"))
-        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
 }
 
 /// A cookie-authenticated state change must come from this origin: `Sec-Fetch-Site:
@@ -206,14 +202,6 @@ fn same_origin(request: &Request<Incoming>, here: Option<&Url>) -> bool {
         (Some(origin), Some(here)) => Url::parse(origin).is_ok_and(|o| o.origin() == here.origin()),
         _ => false,
     }
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(body::full(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

@@ -341,7 +341,14 @@ impl Handshake<'_> {
 /// A Clerk query parameter of the request target (they all start with `__clerk`).
 fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     let query = uri.query().filter(|q| q.contains("__clerk"))?;
-    Url::parse(&format!("http://q/?{query}")).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    query_pairs(query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The decoded `name=value` pairs of a query string.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    Url::parse(&format!("http://q/?{query}"))
+        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
 }
 
 fn signed_out(reason: Reason, token_sent: bool) -> Decision {

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::proxy::body::{self, Body};
@@ -27,7 +26,7 @@ impl JwksServer {
 
 impl Handler for JwksServer {
     async fn call(&self, _peer: SocketAddr, _request: Request<Incoming>) -> Response<Body> {
-        json_response(self.document.as_str().to_owned())
+        body::json(http::StatusCode::OK, self.document.as_str().to_owned())
     }
 }
 
@@ -53,12 +52,6 @@ impl Handler for EchoUpstream {
             "path": request.uri().path_and_query().map_or("/", |pq| pq.as_str()),
             "headers": headers,
         });
-        json_response(format!("{echo:#}\n"))
+        body::json(http::StatusCode::OK, format!("{echo:#}\n"))
     }
-}
-
-fn json_response(body: String) -> Response<Body> {
-    let mut response = Response::new(body::full(body));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -26,6 +26,16 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
+/// A JSON response the gateway writes itself (`Cache-Control: no-store`).
+pub fn json(status: http::StatusCode, text: impl Into<Bytes>) -> http::Response<Body> {
+    let mut response = http::Response::new(full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
 /// A streamed upstream response body, boxed into `Body`.
 pub fn stream(incoming: Incoming) -> Body {
     incoming.map_err(BoxError::from).boxed()

@@ -6,8 +6,8 @@ pub mod events;
 pub mod svix;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response};
+use http::header::CONTENT_LENGTH;
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
@@ -129,7 +129,5 @@ async fn read_body(incoming: Incoming) -> Result<Bytes, &'static str> {
 
 fn acknowledge(duplicate: bool) -> Response<Body> {
     let text = if duplicate { r#"{"ok":true,"duplicate":true}"# } else { r#"{"ok":true}"# };
-    let mut response = Response::new(body::full(text));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    body::json(StatusCode::OK, text)
 }

@@ -12,11 +12,12 @@ use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::auth::{Identity, Reason, policy};
+use crate::auth::{Reason, policy};
 use crate::browser::{self, Decision, RequestInfo};
 use crate::config::{AuthMode, Route};
 use crate::endpoints;
 use crate::error::Reject;
+use crate::identity::Identity;
 use crate::path;
 use crate::proxy::body::Body;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
@@ -202,9 +203,9 @@ async fn admit(
         let metadata = users::public_metadata(profile.as_deref());
         policy::check(&route.require, identity, metadata).map_err(Reject::Forbidden)?;
     }
-    headers::set_identity(request.headers_mut(), &state.headers, identity);
+    headers::set_identity(request.headers_mut(), &state.headers, &identity.values);
     if let Some(profile) = &profile {
-        headers::set_user(request.headers_mut(), &state.headers, profile);
+        headers::set_user(request.headers_mut(), &state.headers, &profile.values);
     }
     Ok(())
 }

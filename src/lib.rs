@@ -29,6 +29,7 @@ pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod handler;
+pub mod identity;
 pub mod metrics;
 pub mod mirror;
 pub mod path;

@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::HeaderValue;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -17,6 +16,7 @@ use crate::auth::revocation::RevokedSessions;
 use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
+use crate::identity::UserValues;
 use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
 use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, StoredUser};
@@ -31,12 +31,8 @@ const FAILED_FETCH_TTL: Duration = Duration::from_secs(10);
 pub struct UserProfile {
     /// The record.
     pub record: UserRecord,
-    /// `X-User-Email`, when the user has a primary email.
-    pub email: Option<HeaderValue>,
-    /// `X-User-Metadata`: public metadata, compact ASCII JSON.
-    pub metadata: HeaderValue,
-    /// `X-User`: the profile, compact ASCII JSON.
-    pub profile: HeaderValue,
+    /// `X-User-Email`, `X-User-Metadata` and `X-User`.
+    pub values: UserValues,
 }
 
 impl UserProfile {
@@ -51,12 +47,12 @@ impl UserProfile {
             "image_url": record.image_url,
             "public_metadata": record.public_metadata,
         });
-        UserProfile {
+        let values = UserValues {
             email: record.primary_email.as_deref().map(ascii::header_value),
             metadata: ascii::header_value(&record.public_metadata.to_string()),
             profile: ascii::header_value(&profile.to_string()),
-            record,
-        }
+        };
+        UserProfile { record, values }
     }
 }
 
@@ -351,9 +347,9 @@ mod tests {
             updated_at: 1,
         };
         let p = UserProfile::new(record);
-        assert_eq!(p.email.as_ref().unwrap(), "zo\\u00eb@example.com");
-        assert_eq!(p.metadata, r#"{"city":"\u6771\u4eac","plan":"pro"}"#);
-        let profile: Value = serde_json::from_str(p.profile.to_str().unwrap()).unwrap();
+        assert_eq!(p.values.email.as_ref().unwrap(), "zo\\u00eb@example.com");
+        assert_eq!(p.values.metadata, r#"{"city":"\u6771\u4eac","plan":"pro"}"#);
+        let profile: Value = serde_json::from_str(p.values.profile.to_str().unwrap()).unwrap();
         assert_eq!(profile["first_name"], "Zoë");
         assert_eq!(profile["last_name"], "\"Quote\"");
         assert_eq!(profile["public_metadata"]["city"], "東京");

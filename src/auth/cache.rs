@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::claims::Identity;
 use crate::cache::ExpiringMap;
+use crate::identity::Identity;
 
 /// A token digest.
 pub type TokenKey = [u8; 32];

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use serde_json::Value;
 
 use super::reason::Reason;
-use crate::ascii;
+use crate::identity::{Identity, Org};
 
 /// The claim rules from `[clerk]`.
 #[derive(Debug, Clone, Default)]
@@ -22,51 +21,6 @@ pub struct ClaimRules {
     pub allow_missing_azp: bool,
     /// Tolerance for the time claims.
     pub clock_skew: Duration,
-}
-
-/// The active organization of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Org {
-    /// `org_…`.
-    pub id: String,
-    /// Role with the `org:` prefix.
-    pub role: Option<String>,
-    /// Slug.
-    pub slug: Option<String>,
-    /// `org:<feature>:<permission>` keys.
-    pub permissions: Vec<String>,
-}
-
-/// A signed-in session, as the rest of the gateway sees it.
-#[derive(Debug)]
-pub struct Identity {
-    /// `sub`.
-    pub user_id: String,
-    /// `sid`.
-    pub session_id: String,
-    /// Active organization.
-    pub org: Option<Org>,
-    /// Milliseconds since the epoch after which the token is expired (skew included).
-    pub valid_until_ms: i64,
-    /// Header values computed once, so a cached token costs no formatting per request.
-    pub values: IdentityValues,
-}
-
-/// Header-ready values of an identity.
-#[derive(Debug, Clone)]
-pub struct IdentityValues {
-    /// `sub`.
-    pub user_id: HeaderValue,
-    /// `sid`.
-    pub session_id: HeaderValue,
-    /// Organization id.
-    pub org_id: Option<HeaderValue>,
-    /// Organization role.
-    pub org_role: Option<HeaderValue>,
-    /// Organization slug.
-    pub org_slug: Option<HeaderValue>,
-    /// Comma-separated permissions.
-    pub org_permissions: Option<HeaderValue>,
 }
 
 /// Checks the claims of a token whose signature has been verified.
@@ -107,15 +61,7 @@ fn check_with(claims: &Value, rules: &ClaimRules, now_ms: Option<i64>) -> Result
     if claims.get("sts").and_then(Value::as_str) == Some("pending") {
         return Err(Reason::SessionPending);
     }
-    let org = organization(claims);
-    let values = IdentityValues::new(user_id, session_id, org.as_ref());
-    Ok(Arc::new(Identity {
-        user_id: user_id.to_owned(),
-        session_id: session_id.to_owned(),
-        org,
-        valid_until_ms,
-        values,
-    }))
+    Ok(Arc::new(Identity::new(user_id.to_owned(), session_id.to_owned(), organization(claims), valid_until_ms)))
 }
 
 /// Ids go into headers verbatim, so they must be plain visible ASCII.
@@ -248,22 +194,6 @@ fn mask_bits(decimal: &str, width: usize) -> Option<Vec<bool>> {
         }
     }
     Some(bits)
-}
-
-impl IdentityValues {
-    fn new(user_id: &str, session_id: &str, org: Option<&Org>) -> Self {
-        let opt = |s: Option<&String>| s.map(|s| ascii::header_value(s));
-        IdentityValues {
-            user_id: ascii::header_value(user_id),
-            session_id: ascii::header_value(session_id),
-            org_id: org.map(|o| ascii::header_value(&o.id)),
-            org_role: opt(org.and_then(|o| o.role.as_ref())),
-            org_slug: opt(org.and_then(|o| o.slug.as_ref())),
-            org_permissions: org
-                .filter(|o| !o.permissions.is_empty())
-                .map(|o| ascii::header_value(&o.permissions.join(","))),
-        }
-    }
 }
 
 #[cfg(test)]

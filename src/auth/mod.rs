@@ -13,10 +13,11 @@ pub mod token;
 
 use std::sync::Arc;
 
-pub use claims::{ClaimRules, Identity};
+pub use claims::ClaimRules;
 pub use reason::Reason;
 
 use crate::clock::Clock;
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use cache::TokenCache;
 use jwks::KeyStore;

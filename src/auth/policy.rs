@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::claims::Identity;
 use crate::config::Requirements;
+use crate::identity::Identity;
 
 /// The rule a request failed, named as in the config (and the 403 body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

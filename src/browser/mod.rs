@@ -13,10 +13,11 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
 use crate::auth::credential::{self, Credential};
-use crate::auth::{Authenticator, Identity, Reason};
+use crate::auth::{Authenticator, Reason};
 use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
 use crate::clerk_keys::PublishableKey;
+use crate::identity::Identity;
 use cookies::{ClerkCookies, Instance};
 
 /// How many handshakes in a row before giving up (Clerk's loop guard).

@@ -6,9 +6,8 @@ use std::net::IpAddr;
 use http::header::{CONNECTION, COOKIE, HOST, TE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::auth::Identity;
 use crate::config::IdentityHeaderNames;
-use crate::users::UserProfile;
+use crate::identity::{IdentityValues, UserValues};
 
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -122,8 +121,7 @@ pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
 }
 
 /// Sets the identity headers of a signed-in request.
-pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, identity: &Identity) {
-    let v = &identity.values;
+pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, v: &IdentityValues) {
     headers.insert(names.user_id.clone(), v.user_id.clone());
     headers.insert(names.session_id.clone(), v.session_id.clone());
     let optional = [
@@ -141,12 +139,12 @@ pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, identi
 }
 
 /// Sets the mirror's headers for a signed-in user: email, public metadata, profile.
-pub fn set_user(headers: &mut HeaderMap, names: &IdentityHeaderNames, profile: &UserProfile) {
-    if let Some(email) = &profile.email {
+pub fn set_user(headers: &mut HeaderMap, names: &IdentityHeaderNames, user: &UserValues) {
+    if let Some(email) = &user.email {
         headers.insert(names.user_email.clone(), email.clone());
     }
-    headers.insert(names.user_metadata.clone(), profile.metadata.clone());
-    headers.insert(names.user.clone(), profile.profile.clone());
+    headers.insert(names.user_metadata.clone(), user.metadata.clone());
+    headers.insert(names.user.clone(), user.profile.clone());
 }
 
 /// Marks a request that goes on without a session.

@@ -8,7 +8,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::proxy::body::{self, Body};
+use crate::body::{self, Body};
 use crate::server::Handler;
 use crate::state::AppState;
 

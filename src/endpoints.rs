@@ -9,11 +9,11 @@ use hyper::body::Incoming;
 use reqwest::Url;
 use serde_json::{Value, json};
 
+use crate::body::{self, Body};
 use crate::browser::{self, Decision, cookies};
 use crate::error::Reject;
 use crate::handler::{Trace, decide};
 use crate::mirror::store;
-use crate::proxy::body::{self, Body};
 use crate::proxy::headers::Peer;
 use crate::state::AppState;
 

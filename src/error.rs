@@ -6,8 +6,8 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::auth::Reason;
 use crate::auth::policy::Rule;
+use crate::body::{self, Body};
 use crate::config::ConfigError;
-use crate::proxy::body::{self, Body};
 
 /// A failure that stops the gateway from starting or running.
 #[derive(Debug, thiserror::Error)]

@@ -13,13 +13,13 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::auth::{Reason, policy};
+use crate::body::Body;
 use crate::browser::{self, Decision, RequestInfo};
 use crate::config::{AuthMode, Route};
 use crate::endpoints;
 use crate::error::Reject;
 use crate::identity::Identity;
 use crate::path;
-use crate::proxy::body::Body;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, HttpClient, Target};
 use crate::server::Handler;

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod ascii;
 pub mod auth;
+pub mod body;
 pub mod browser;
 pub mod cache;
 pub mod clerk_api;

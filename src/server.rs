@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use crate::proxy::body::Body;
+use crate::body::Body;
 
 /// Connection-level settings.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::proxy::body::{self, Body};
+use crate::body::{self, Body};
 use crate::server::Handler;
 
 /// Serves one fixed JSON document at every path.

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::{BodyTooLarge, RequestBody};
+use super::request_body::{BodyTooLarge, RequestBody};
 use crate::config::{Route, Upstream};
 use crate::error::Reject;
 

@@ -11,9 +11,10 @@ use hyper::body::Incoming;
 use reqwest::Url;
 
 use super::HttpClient;
-use super::body::{self, Body, RequestBody};
 use super::forward::send;
 use super::headers::{self, Peer};
+use super::request_body::RequestBody;
+use crate::body::{self, Body};
 use crate::config::FrontendProxy;
 use crate::error::Reject;
 use crate::state::AppState;

@@ -2,10 +2,10 @@
 //! identity decision's effects on headers), rewrites it for the upstream and streams the
 //! answer back. Never verifies tokens.
 
-pub mod body;
 pub mod forward;
 pub mod frontend;
 pub mod headers;
+pub mod request_body;
 pub mod upgrade;
 
 use std::time::{Duration, Instant};
@@ -15,11 +15,12 @@ use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
+use crate::body::{self, Body};
 use crate::config::Route;
 use crate::error::Reject;
-use body::{Body, RequestBody};
 pub use forward::HttpClient;
 use headers::Peer;
+use request_body::RequestBody;
 
 /// Where and how one request is forwarded.
 pub struct Target<'a> {

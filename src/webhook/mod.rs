@@ -11,11 +11,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::body::{self, Body};
 use crate::clock::Clock;
 use crate::error::Reject;
 use crate::metrics::Metrics;
 use crate::mirror::{Applied, Delivery, Effect};
-use crate::proxy::body::{self, Body};
 use crate::users::Directory;
 use svix::Verifier;
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use clerk_gateway::proxy::body::{self, Body};
+use clerk_gateway::body::{self, Body};
 use clerk_gateway::server::Handler;
 use http::{Request, Response};
 use hyper::body::Incoming;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use clerk_gateway::proxy::body::{self, Body};
+use clerk_gateway::body::{self, Body};
 use clerk_gateway::server::{self, Handler, ServeOptions};
 use clerk_gateway::{Clock, Config, Error, Listeners};
 use http::{HeaderMap, Request, Response, StatusCode};

@@ -1,45 +1,14 @@
-//! Body types: the one response body type (`Body`), small constructors for the gateway's
-//! own answers, and `RequestBody`, the streaming inbound body with an optional size limit.
+//! `RequestBody`: the inbound body on its way upstream, streamed untouched but failing once
+//! more than the route's `max_body` has passed.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 
-/// Any error a body can fail with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Every response the gateway sends.
-pub type Body = BoxBody<Bytes, BoxError>;
-
-/// A complete body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
-}
-
-/// A JSON response the gateway writes itself (`Cache-Control: no-store`).
-pub fn json(status: http::StatusCode, text: impl Into<Bytes>) -> http::Response<Body> {
-    let mut response = http::Response::new(full(text));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    response
-}
-
-/// A streamed upstream response body, boxed into `Body`.
-pub fn stream(incoming: Incoming) -> Body {
-    incoming.map_err(BoxError::from).boxed()
-}
+use crate::body::BoxError;
 
 /// The request body exceeded the route's limit while streaming.
 #[derive(Debug, thiserror::Error)]

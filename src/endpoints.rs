@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use crate::body::{self, Body};
 use crate::browser::{self, Decision, cookies};
-use crate::error::Reject;
 use crate::handler::{Trace, decide};
 use crate::mirror::store;
 use crate::proxy::headers::Peer;
+use crate::reject::Reject;
 use crate::state::AppState;
 
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod path;
 pub mod proxy;
+pub mod reject;
 pub mod router;
 pub mod server;
 pub mod state;

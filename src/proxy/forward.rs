@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::request_body::{BodyTooLarge, RequestBody};
 use crate::config::{Route, Upstream};
-use crate::error::Reject;
+use crate::reject::Reject;
 
 /// The upstream client: pooled keep-alive HTTP/1.1, plain or TLS.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;

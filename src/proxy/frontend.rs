@@ -16,7 +16,7 @@ use super::headers::{self, Peer};
 use super::request_body::RequestBody;
 use crate::body::{self, Body};
 use crate::config::FrontendProxy;
-use crate::error::Reject;
+use crate::reject::Reject;
 use crate::state::AppState;
 
 static CLERK_PROXY_URL: HeaderName = HeaderName::from_static("clerk-proxy-url");

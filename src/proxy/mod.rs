@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{self, Body};
 use crate::config::Route;
-use crate::error::Reject;
+use crate::reject::Reject;
 pub use forward::HttpClient;
 use headers::Peer;
 use request_body::RequestBody;

@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 
 use crate::body::{self, Body};
 use crate::clock::Clock;
-use crate::error::Reject;
 use crate::metrics::Metrics;
 use crate::mirror::{Applied, Delivery, Effect};
+use crate::reject::Reject;
 use crate::users::Directory;
 use svix::Verifier;
 

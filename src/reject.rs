@@ -1,0 +1,149 @@
+//! Every answer the gateway gives itself instead of forwarding (`Reject`), and the one
+//! place that turns each into a response: status, fixed JSON body, and the few headers
+//! (`WWW-Authenticate`, `Location`, `Allow`) an answer needs. Never a token or key.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::auth::Reason;
+use crate::auth::policy::Rule;
+use crate::body::{self, Body};
+
+/// An answer the gateway gives instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// The path cannot be normalized without guessing.
+    BadRequest(&'static str),
+    /// No route matches.
+    NotFound,
+    /// A required route without a valid session.
+    Unauthenticated {
+        /// Clerk's reason.
+        reason: Reason,
+        /// Whether the client sent a credential (adds `error="invalid_token"`).
+        token_sent: bool,
+    },
+    /// A browser page load sent elsewhere: to sign in, or through Clerk's handshake.
+    Redirect {
+        /// Where to.
+        location: HeaderValue,
+    },
+    /// A cookie-authenticated state change from another origin (CSRF).
+    CrossSite,
+    /// A `require` rule failed.
+    Forbidden(Rule),
+    /// The request body exceeds the route's `max_body`.
+    PayloadTooLarge,
+    /// The upstream refused or reset the connection.
+    BadGateway,
+    /// The upstream did not answer in time.
+    GatewayTimeout,
+    /// A gateway-owned path called with another method; carries the allowed one.
+    MethodNotAllowed(&'static str),
+    /// A webhook delivery that failed verification or parsing.
+    WebhookRejected(&'static str),
+    /// The gateway could not do its own part (e.g. the mirror refused a write).
+    Internal,
+}
+
+impl Reject {
+    /// The status this answer carries.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::NotFound => StatusCode::NOT_FOUND,
+            Reject::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Reject::Redirect { .. } => StatusCode::TEMPORARY_REDIRECT,
+            Reject::Forbidden(_) | Reject::CrossSite => StatusCode::FORBIDDEN,
+            Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::BadGateway => StatusCode::BAD_GATEWAY,
+            Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::WebhookRejected(_) => StatusCode::BAD_REQUEST,
+            Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body: a fixed error name and at most one detail, never a token or key.
+    fn body(&self) -> String {
+        match self {
+            Reject::BadRequest(reason) => format!(r#"{{"error":"bad_request","reason":"{reason}"}}"#),
+            Reject::NotFound => r#"{"error":"not_found"}"#.into(),
+            Reject::Unauthenticated { reason, .. } => {
+                format!(r#"{{"error":"unauthenticated","reason":"{}"}}"#, reason.as_str())
+            }
+            Reject::Redirect { .. } => String::new(),
+            Reject::Forbidden(rule) => format!(r#"{{"error":"forbidden","rule":"{}"}}"#, rule.as_str()),
+            Reject::CrossSite => r#"{"error":"forbidden","reason":"cross-site"}"#.into(),
+            Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
+            Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
+            Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
+            Reject::MethodNotAllowed(_) => r#"{"error":"method_not_allowed"}"#.into(),
+            Reject::WebhookRejected(reason) => format!(r#"{{"error":"invalid_webhook","reason":"{reason}"}}"#),
+            Reject::Internal => r#"{"error":"internal"}"#.into(),
+        }
+    }
+
+    /// Builds the response.
+    pub fn into_response(self) -> Response<Body> {
+        let body = self.body();
+        let mut builder =
+            Response::builder().status(self.status()).header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        match &self {
+            Reject::Unauthenticated { token_sent, .. } => {
+                let challenge = if *token_sent { r#"Bearer error="invalid_token""# } else { "Bearer" };
+                builder = builder.header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            Reject::Redirect { location } => builder = builder.header(LOCATION, location.clone()),
+            Reject::MethodNotAllowed(allowed) => builder = builder.header(ALLOW, HeaderValue::from_static(allowed)),
+            _ => {}
+        }
+        builder.body(body::full(body)).unwrap_or_else(|_| Response::new(body::empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthenticated_answers_carry_reason_and_challenge() {
+        let with_token = Reject::Unauthenticated { reason: Reason::TokenExpired, token_sent: true }.into_response();
+        assert_eq!(with_token.status(), 401);
+        assert_eq!(with_token.headers()[WWW_AUTHENTICATE], r#"Bearer error="invalid_token""#);
+        let without =
+            Reject::Unauthenticated { reason: Reason::SessionTokenMissing, token_sent: false }.into_response();
+        assert_eq!(without.headers()[WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            Reject::Unauthenticated { reason: Reason::TokenExpired, token_sent: true }.body(),
+            r#"{"error":"unauthenticated","reason":"token-expired"}"#
+        );
+    }
+
+    #[test]
+    fn every_answer_has_its_status() {
+        let cases = [
+            (Reject::BadRequest("invalid-path"), 400),
+            (Reject::NotFound, 404),
+            (Reject::Redirect { location: HeaderValue::from_static("https://x/") }, 307),
+            (Reject::Forbidden(Rule::OrgRole), 403),
+            (Reject::CrossSite, 403),
+            (Reject::PayloadTooLarge, 413),
+            (Reject::BadGateway, 502),
+            (Reject::GatewayTimeout, 504),
+            (Reject::MethodNotAllowed("POST"), 405),
+            (Reject::WebhookRejected("invalid-signature"), 400),
+            (Reject::Internal, 500),
+        ];
+        for (reject, status) in cases {
+            let body = reject.body();
+            assert!(body.is_empty() || serde_json::from_str::<serde_json::Value>(&body).is_ok());
+            assert_eq!(reject.into_response().status(), status);
+        }
+        assert_eq!(Reject::Forbidden(Rule::OrgRole).body(), r#"{"error":"forbidden","rule":"org_role"}"#);
+        assert_eq!(Reject::MethodNotAllowed("POST").into_response().headers()[ALLOW], "POST");
+    }
+}

@@ -9,12 +9,13 @@ use hyper::body::Incoming;
 use reqwest::Url;
 use serde_json::{Value, json};
 
+use crate::access::AccessRecord;
 use crate::body::{self, Body};
 use crate::browser::{self, Decision, cookies};
-use crate::handler::{Trace, decide};
 use crate::mirror::store;
 use crate::proxy::headers::Peer;
 use crate::reject::Reject;
+use crate::session::decide_session;
 use crate::state::AppState;
 
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
@@ -66,7 +67,7 @@ pub async fn handle(
     peer: &Peer,
     request: Request<Incoming>,
     endpoint: Endpoint,
-    trace: &mut Trace,
+    record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
     let method = endpoint.method();
     if request.method() != method && !(method == Method::GET && request.method() == Method::HEAD) {
@@ -74,8 +75,8 @@ pub async fn handle(
     }
     let here = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
     match endpoint {
-        Endpoint::Me => me(state, peer, &request, trace).await,
-        Endpoint::Logout => logout(state, peer, &request, here().as_ref(), trace).await,
+        Endpoint::Me => me(state, peer, &request, record).await,
+        Endpoint::Logout => logout(state, peer, &request, here().as_ref(), record).await,
         Endpoint::Login => login(state, request.uri(), here().as_ref()),
     }
 }
@@ -84,9 +85,9 @@ async fn me(
     state: &AppState,
     peer: &Peer,
     request: &Request<Incoming>,
-    trace: &mut Trace,
+    record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
-    let identity = match decide(state, peer, request, false, trace).await {
+    let identity = match decide_session(state, peer, request, false, record).await {
         Decision::SignedIn { identity, .. } => identity,
         Decision::SignedOut { reason, token_sent, .. } => return Err(Reject::Unauthenticated { reason, token_sent }),
         Decision::Redirect { location, .. } => return Err(Reject::Redirect { location }),
@@ -122,7 +123,7 @@ async fn logout(
     peer: &Peer,
     request: &Request<Incoming>,
     here: Option<&Url>,
-    trace: &mut Trace,
+    record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
     let by_cookie = crate::auth::credential::bearer(request.headers()).is_none();
     if by_cookie && !same_origin(request, here) {
@@ -131,7 +132,7 @@ async fn logout(
     let redirect = redirect_target(request.uri(), here)?;
     // An expired session still has to end at Clerk (else the next handshake signs the
     // browser straight back in): a token whose signature and claims check out names it.
-    let identity = match decide(state, peer, request, false, trace).await {
+    let identity = match decide_session(state, peer, request, false, record).await {
         Decision::SignedIn { identity, .. } => Some(identity),
         _ => match state.browser.presented_token(request.headers(), state.clock.now_secs()) {
             Some(token) => state.auth.verify_ignoring_time(token).await.ok(),
@@ -149,7 +150,7 @@ async fn logout(
         }
         tracing::info!(user_id = identity.user_id, session_id = identity.session_id, "signed out");
     }
-    trace.cookies.extend(cookies::clearing(state.browser.cookie_suffix()));
+    record.set_cookies.extend(cookies::clearing(state.browser.cookie_suffix()));
     let mut response = Response::new(body::empty());
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match redirect.and_then(|url| HeaderValue::try_from(url.as_str()).ok()) {

@@ -1,7 +1,7 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
 //! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
 //! decide the session (Clerk's browser rules), authorize, then forward. Every gateway answer
-//! comes back as a `Reject`, turned into a response in `error.rs`; every request is counted
+//! comes back as a `Reject`, turned into a response in `reject.rs`; every request is counted
 //! and logged here, once.
 
 use std::net::SocketAddr;
@@ -12,9 +12,10 @@ use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
+use crate::access::AccessRecord;
 use crate::auth::{Reason, policy};
 use crate::body::Body;
-use crate::browser::{self, Decision, RequestInfo};
+use crate::browser::{self, Decision};
 use crate::config::{AuthMode, Route};
 use crate::endpoints;
 use crate::identity::Identity;
@@ -23,6 +24,7 @@ use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, HttpClient, Target};
 use crate::reject::Reject;
 use crate::server::Handler;
+use crate::session::decide_session;
 use crate::state::AppState;
 use crate::users;
 
@@ -46,20 +48,6 @@ impl Handler for ProxyHandler {
     }
 }
 
-/// What the access log and metrics learn about a request as it goes, and the cookies the
-/// session decision wants set on whatever the answer is.
-#[derive(Default)]
-pub struct Trace {
-    /// Route index (the webhook counts as one past the last route).
-    pub route: Option<usize>,
-    /// Authentication outcome label.
-    pub auth: &'static str,
-    /// The normalized path.
-    pub path: String,
-    /// `Set-Cookie` values for the response.
-    pub cookies: Vec<HeaderValue>,
-}
-
 async fn handle(
     state: &AppState,
     client: &HttpClient,
@@ -70,28 +58,18 @@ async fn handle(
     let peer = Peer { ip: peer_addr.ip(), trusted: state.is_trusted(peer_addr.ip()), scheme: state.scheme };
     let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
-    let mut trace = Trace { auth: "-", ..Trace::default() };
-    let mut response = process(state, client, &peer, request, request_id.clone(), &mut trace)
+    let mut record = AccessRecord::default();
+    let mut response = process(state, client, &peer, request, request_id.clone(), &mut record)
         .await
         .unwrap_or_else(Reject::into_response);
     let response_headers = response.headers_mut();
     response_headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-    for cookie in trace.cookies.drain(..) {
+    for cookie in record.set_cookies.drain(..) {
         response_headers.append(SET_COOKIE, cookie);
     }
     let status = response.status().as_u16();
-    state.metrics.request(trace.route, status);
-    tracing::info!(
-        target: "clerk_gateway::access",
-        %method,
-        path = %trace.path,
-        status,
-        route = trace.route.map_or(-1, |r| r as i64),
-        auth = trace.auth,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = request_id.to_str().unwrap_or("-"),
-        "request"
-    );
+    state.metrics.request(record.route, status);
+    record.log(&method, status, started.elapsed(), &request_id);
     response
 }
 
@@ -101,7 +79,7 @@ async fn process(
     peer: &Peer,
     mut request: Request<Incoming>,
     request_id: HeaderValue,
-    trace: &mut Trace,
+    record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
     headers::strip_identity(request.headers_mut(), &state.headers);
     // Before anything is added: a client must not be able to name our headers in Connection.
@@ -110,57 +88,28 @@ async fn process(
         return Err(Reject::BadRequest("duplicate-host"));
     }
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
-    trace.path.clone_from(&path);
+    record.path.clone_from(&path);
     if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
-        trace.route = Some(state.routes.routes().len());
+        record.route = Some(state.routes.routes().len());
         return endpoint.handle(request, &state.users, &state.clock, &state.metrics).await;
     }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| crate::router::prefix_matches(&p.path, &path, false)) {
         return proxy::frontend::forward(state, client, fapi, peer, request, &path).await;
     }
     if let Some(endpoint) = state.auth_endpoints.as_deref().and_then(|prefix| endpoints::Endpoint::at(prefix, &path)) {
-        return endpoints::handle(state, peer, request, endpoint, trace).await;
+        return endpoints::handle(state, peer, request, endpoint, record).await;
     }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
     let route = state.routes.find(host_name.as_deref(), request.method(), &path).ok_or(Reject::NotFound)?;
-    trace.route = Some(route.index);
+    record.route = Some(route.index);
     check_declared_length(request.headers(), route)?;
-    authorize(state, peer, &mut request, route, trace).await?;
+    authorize(state, peer, &mut request, route, record).await?;
     let target =
         Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade, tunnels: &state.tunnels };
     let (response, elapsed) = proxy::forward(client, request, target).await?;
     state.metrics.upstream_latency(route.index, elapsed);
     Ok(response)
-}
-
-/// The session decision for a request: Clerk's rules, with handshakes allowed only for
-/// browser page loads (and never when `may_redirect` is false). Counts the outcome and
-/// keeps the cookies it wants set.
-pub async fn decide(
-    state: &AppState,
-    peer: &Peer,
-    request: &Request<Incoming>,
-    may_redirect: bool,
-    trace: &mut Trace,
-) -> Decision {
-    let public_url = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
-    let info = RequestInfo {
-        headers: request.headers(),
-        uri: request.uri(),
-        public_url: &public_url,
-        eligible: may_redirect && browser::is_document_request(request.method(), request.headers()),
-        now_secs: state.clock.now_secs(),
-    };
-    let mut decision = state.browser.decide(&state.auth, &info).await;
-    state.metrics.auth_outcome(decision.metric_index());
-    trace.cookies.append(decision.cookies_mut());
-    trace.auth = match &decision {
-        Decision::SignedIn { .. } => "signed-in",
-        Decision::SignedOut { reason, .. } => reason.as_str(),
-        Decision::Redirect { .. } => "handshake",
-    };
-    decision
 }
 
 /// Applies the route's auth mode and rules, setting the identity headers on success.
@@ -169,16 +118,16 @@ async fn authorize(
     peer: &Peer,
     request: &mut Request<Incoming>,
     route: &Route,
-    trace: &mut Trace,
+    record: &mut AccessRecord,
 ) -> Result<(), Reject> {
     if route.auth == AuthMode::Public {
         return Ok(());
     }
     if !route.authenticate_preflight && is_preflight(request.method(), request.headers()) {
-        trace.auth = "preflight";
+        record.auth = "preflight";
         return Ok(());
     }
-    match decide(state, peer, request, true, trace).await {
+    match decide_session(state, peer, request, true, record).await {
         Decision::SignedIn { identity, .. } => admit(state, request, route, &identity).await,
         Decision::SignedOut { reason, token_sent, .. } if route.auth == AuthMode::Required => {
             Err(signed_out_answer(state, peer, request, reason, token_sent))

@@ -15,6 +15,7 @@
 //! - `error`: start-up errors and every answer the gateway gives itself.
 //! - `cli` and `demo`: the commands behind the binary.
 
+pub mod access;
 pub mod admin;
 pub mod ascii;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod proxy;
 pub mod reject;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod sync;
 pub mod tls;

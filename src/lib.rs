@@ -40,6 +40,7 @@ pub mod reject;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod signal;
 pub mod state;
 pub mod sync;
 pub mod tls;

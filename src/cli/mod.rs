@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config};
+use crate::signal;
 use crate::{Clock, Error, Listeners};
 
 /// clerk-gateway: verified Clerk sessions in front of any HTTP backend.
@@ -127,37 +128,5 @@ fn config_path(flag: Option<PathBuf>) -> PathBuf {
 async fn run(path: &Path) -> Result<(), Error> {
     let config = Config::load(path, &config::process_env)?;
     let listeners = Listeners::bind(&config).await?;
-    crate::run(config, listeners, Clock::System, shutdown_signal()).await
-}
-
-/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
-pub async fn shutdown_signal() {
-    wait_for_signal().await;
-    tokio::spawn(async {
-        wait_for_signal().await;
-        eprintln!("clerk-gateway: second signal, exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    crate::run(config, listeners, Clock::System, signal::shutdown_signal()).await
 }

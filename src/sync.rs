@@ -136,7 +136,8 @@ pub async fn sweep(
         report.pages += 1;
         report.fetched += page.len() as u64;
         seen.extend(page.iter().map(|u| u.id.clone()));
-        let counts = sink.store(page).await.map_err(SweepError::Mirror)?;
+        let records = page.into_iter().map(UserRecord::from).collect();
+        let counts = sink.store(records).await.map_err(SweepError::Mirror)?;
         report.inserted += counts.inserted as u64;
         report.updated += counts.updated as u64;
         report.unchanged += counts.unchanged as u64;

@@ -217,12 +217,15 @@ impl Directory {
     async fn fetch_and_store(self: Arc<Self>, user_id: String) {
         let Some(api) = &self.api else { return };
         match api.user(&user_id).await {
-            Ok(Some(record)) => match self.mirror.upsert_users(vec![record.clone()]).await {
-                Ok(_) => {
-                    self.remember(record);
+            Ok(Some(user)) => {
+                let record = UserRecord::from(user);
+                match self.mirror.upsert_users(vec![record.clone()]).await {
+                    Ok(_) => {
+                        self.remember(record);
+                    }
+                    Err(error) => tracing::warn!(%error, "could not store a fetched user"),
                 }
-                Err(error) => tracing::warn!(%error, "could not store a fetched user"),
-            },
+            }
             Ok(None) => self.remember_absent(&user_id, self.ttl),
             Err(error) => {
                 tracing::warn!(%error, user_id, "Backend API user lookup failed");

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::reason::Reason;
+use crate::clerk_api::CLERK_API_VERSION;
 use crate::clock::Clock;
 use crate::config::{KeySource, Secret};
 use crate::metrics::Metrics;
@@ -27,8 +28,6 @@ pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Smallest RSA modulus accepted, in bytes (2048 bits).
 const MIN_MODULUS_BYTES: usize = 256;
-/// The Backend API version the gateway speaks.
-pub const CLERK_API_VERSION: &str = "2026-05-12";
 
 /// One verification key and the algorithm it is declared for.
 pub struct VerifyKey {

@@ -9,9 +9,9 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::cookies::{DEV_BROWSER, HANDSHAKE, HANDSHAKE_NONCE, SESSION, directive_name_value};
-use crate::auth::jwks::{CLERK_API_VERSION, KeyStore};
+use crate::auth::jwks::KeyStore;
 use crate::auth::token;
-use crate::clerk_api::ClerkApi;
+use crate::clerk_api::{CLERK_API_VERSION, ClerkApi};
 
 /// Query parameters Clerk removes from the URL the browser comes back to.
 const HANDSHAKE_HELP: &str = "__clerk_help";

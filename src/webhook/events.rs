@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::clerk_api::model::{Organization, OrganizationMembership, User};
 use crate::mirror::Write;
-use crate::mirror::records::{MembershipRecord, OrgRecord, UserRecord};
 
 /// A parsed delivery body.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,18 +35,22 @@ pub fn parse(body: &[u8]) -> Result<Envelope, String> {
     let raw: RawEnvelope = serde_json::from_slice(body).map_err(|e| format!("envelope: {e}"))?;
     let data = &raw.data;
     let write = match raw.event_type.as_str() {
-        "user.created" | "user.updated" => Write::UpsertUser(UserRecord::from_clerk(data)?),
+        "user.created" | "user.updated" => Write::UpsertUser(User::from_json(data).map_err(|e| e.to_string())?.into()),
         "user.deleted" => Write::DeleteUser { id: id_field(data, "id")? },
         "session.revoked" | "session.ended" | "session.removed" => Write::RevokeSession {
             session_id: id_field(data, "id")?,
             user_id: data.get("user_id").and_then(Value::as_str).map(str::to_owned),
         },
-        "organization.created" | "organization.updated" => Write::UpsertOrg(OrgRecord::from_clerk(data)?),
+        "organization.created" | "organization.updated" => {
+            Write::UpsertOrg(Organization::from_json(data).map_err(|e| e.to_string())?.into())
+        }
         "organization.deleted" => Write::DeleteOrg { id: id_field(data, "id")? },
         "organizationMembership.created" | "organizationMembership.updated" => {
-            Write::UpsertMembership(MembershipRecord::from_clerk(data)?)
+            Write::UpsertMembership(OrganizationMembership::from_json(data).map_err(|e| e.to_string())?.into())
         }
-        "organizationMembership.deleted" => Write::DeleteMembership(MembershipRecord::from_clerk(data)?),
+        "organizationMembership.deleted" => {
+            Write::DeleteMembership(OrganizationMembership::from_json(data).map_err(|e| e.to_string())?.into())
+        }
         _ => Write::Nothing,
     };
     let timestamp_ms = raw.timestamp.map(|t| if t < 1_000_000_000_000 { t.saturating_mul(1000) } else { t });

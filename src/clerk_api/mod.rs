@@ -1,7 +1,8 @@
 //! The Backend API client: one reqwest client with timeouts, `Authorization: Bearer
 //! <secret_key>`, Clerk's error bodies as typed errors, 429 answered by waiting out
 //! `Retry-After`, 5xx and transport errors retried with jittered backoff. Never called per
-//! proxied request except to fill a user the mirror lacks.
+//! proxied request except to fill a user the mirror lacks. Clerk's objects are decoded into
+//! `model`'s types; what anyone stores of them is not this module's business.
 
 use std::time::Duration;
 
@@ -9,9 +10,14 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::jwks::CLERK_API_VERSION;
 use crate::config::Secret;
-use crate::mirror::records::UserRecord;
+use model::{ModelError, User};
+
+pub mod model;
+
+/// The Backend API version the gateway speaks (sent as `Clerk-API-Version`, and as the
+/// handshake's `__clerk_api_version`).
+pub const CLERK_API_VERSION: &str = "2026-05-12";
 
 /// Attempts per request before giving up on 5xx or transport errors.
 const MAX_ATTEMPTS: u32 = 5;
@@ -44,6 +50,9 @@ pub enum ApiError {
     /// A 2xx answer that is not what the endpoint returns.
     #[error("unexpected response: {0}")]
     Invalid(String),
+    /// A Clerk object that cannot be read.
+    #[error("unexpected response: {0}")]
+    Model(#[from] ModelError),
 }
 
 #[derive(Deserialize)]
@@ -95,7 +104,7 @@ impl ClerkApi {
     ///
     /// # Errors
     /// `ApiError` for anything but a user or a 404.
-    pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, ApiError> {
+    pub async fn user(&self, id: &str) -> Result<Option<User>, ApiError> {
         let mut url = self.url("v1/users/")?;
         url.path_segments_mut()
             .map_err(|_| ApiError::Invalid("api_url cannot be a base".into()))?
@@ -103,7 +112,7 @@ impl ClerkApi {
             .push(id);
         match self.get_json(url).await? {
             None => Ok(None),
-            Some(json) => UserRecord::from_clerk(&json).map(Some).map_err(ApiError::Invalid),
+            Some(json) => Ok(Some(User::from_json(&json)?)),
         }
     }
 
@@ -112,7 +121,7 @@ impl ClerkApi {
     ///
     /// # Errors
     /// `ApiError` when the page cannot be fetched.
-    pub async fn users_page(&self, limit: u32, cursor: &Cursor) -> Result<Vec<UserRecord>, ApiError> {
+    pub async fn users_page(&self, limit: u32, cursor: &Cursor) -> Result<Vec<User>, ApiError> {
         let mut url = self.url("v1/users")?;
         {
             let mut query = url.query_pairs_mut();
@@ -133,7 +142,7 @@ impl ClerkApi {
         let items = json.as_array().ok_or_else(|| ApiError::Invalid("expected a JSON array of users".into()))?;
         Ok(items
             .iter()
-            .filter_map(|item| match UserRecord::from_clerk(item) {
+            .filter_map(|item| match User::from_json(item) {
                 Ok(user) => Some(user),
                 Err(error) => {
                     tracing::warn!(%error, "skipping a user the mirror cannot read");

@@ -93,8 +93,8 @@ async fn process(
         record.route = Some(state.routes.routes().len());
         return endpoint.handle(request, &state.users, &state.clock, &state.metrics).await;
     }
-    if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| crate::router::prefix_matches(&p.path, &path, false)) {
-        return proxy::frontend::forward(state, client, fapi, peer, request, &path).await;
+    if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
+        return fapi.forward(client, peer, request, &path).await;
     }
     if let Some(endpoint) = state.auth_endpoints.as_deref().and_then(|prefix| endpoints::Endpoint::at(prefix, &path)) {
         return endpoints::handle(state, peer, request, endpoint, record).await;

@@ -17,10 +17,11 @@ use crate::auth::{Authenticator, ClaimRules};
 use crate::browser::{Browser, Decision};
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
-use crate::config::{Config, FrontendProxy, IdentityHeaderNames};
+use crate::config::{Config, ConfigError, IdentityHeaderNames};
 use crate::error::Error;
 use crate::metrics::{Labels, Metrics};
 use crate::mirror::Mirror;
+use crate::proxy::frontend::FrontendApiProxy;
 use crate::proxy::{HttpClient, forward};
 use crate::router::RouteTable;
 use crate::users::{Directory, DirectorySettings};
@@ -37,7 +38,7 @@ pub struct AppState {
     /// The prefix of `/auth/me` and friends, when enabled.
     pub auth_endpoints: Option<String>,
     /// The Frontend API proxy, when configured.
-    pub frontend_proxy: Option<FrontendProxy>,
+    pub frontend_proxy: Option<FrontendApiProxy>,
     /// Mirrored users, in front of the SQLite mirror.
     pub users: Arc<Directory>,
     /// The webhook endpoint, when `[webhook]` is configured.
@@ -97,6 +98,7 @@ impl AppState {
             config.clerk.frontend_api_url.as_ref(),
             users.api().cloned(),
         );
+        let frontend_proxy = frontend_proxy(config, &browser)?;
         let webhook = match &config.webhook {
             Some(w) => Some(Endpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
             None => None,
@@ -108,7 +110,7 @@ impl AppState {
             users,
             webhook,
             auth_endpoints: config.auth_endpoints.clone(),
-            frontend_proxy: config.clerk.proxy.clone(),
+            frontend_proxy,
             metrics,
             headers: config.headers.clone(),
             sign_in_url: config.clerk.sign_in_url.clone(),
@@ -193,6 +195,18 @@ async fn directory(
         fetch_timeout: config.mirror.fetch_timeout,
     };
     Ok(Directory::new(mirror, clerk_api(config, client), revoked, clock, metrics, settings))
+}
+
+/// The Frontend API proxy, when `clerk.proxy_path` is set.
+///
+/// # Errors
+/// `Error::Config` when the Frontend API's URL is not known.
+fn frontend_proxy(config: &Config, browser: &Browser) -> Result<Option<FrontendApiProxy>, Error> {
+    let Some(proxy) = &config.clerk.proxy else { return Ok(None) };
+    let base = browser.frontend_api().cloned().ok_or_else(|| {
+        ConfigError::new("clerk.proxy_path", "the Frontend API proxy needs the Frontend API's URL (publishable_key)")
+    })?;
+    Ok(Some(FrontendApiProxy::new(&proxy.path, &proxy.url, base, config.clerk.secret_key.as_ref())))
 }
 
 fn route_label(route: &crate::config::Route) -> String {

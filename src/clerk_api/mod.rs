@@ -95,11 +95,6 @@ impl ClerkApi {
         ClerkApi { client, base, secret }
     }
 
-    /// The secret key (the Frontend API proxy forwards it as `Clerk-Secret-Key`).
-    pub fn secret(&self) -> &Secret {
-        &self.secret
-    }
-
     /// `GET /v1/users/{id}`; `None` on 404.
     ///
     /// # Errors

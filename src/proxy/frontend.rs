@@ -15,9 +15,9 @@ use super::forward::send;
 use super::headers::{self, Peer};
 use super::request_body::RequestBody;
 use crate::body::{self, Body};
-use crate::config::FrontendProxy;
+use crate::config::Secret;
 use crate::reject::Reject;
-use crate::state::AppState;
+use crate::router::prefix_matches;
 
 static CLERK_PROXY_URL: HeaderName = HeaderName::from_static("clerk-proxy-url");
 static CLERK_SECRET_KEY: HeaderName = HeaderName::from_static("clerk-secret-key");
@@ -38,39 +38,69 @@ fn target_url(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, Reject
     Ok(target)
 }
 
-/// Forwards a request under `proxy.path` to the Frontend API.
-///
-/// # Errors
-/// `BadGateway` / `GatewayTimeout` when the Frontend API cannot be reached in time.
-pub async fn forward(
-    state: &AppState,
-    client: &HttpClient,
-    proxy: &FrontendProxy,
-    peer: &Peer,
-    mut request: Request<Incoming>,
-    path: &str,
-) -> Result<Response<Body>, Reject> {
-    let base = state.browser.frontend_api().ok_or(Reject::NotFound)?;
-    let target = target_url(base, path.get(proxy.path.len()..).unwrap_or(""), request.uri().query())?;
-    let uri: Uri = target.as_str().parse().map_err(|_| Reject::BadRequest("invalid-path"))?;
-    let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(Reject::BadGateway)?;
-    let headers = request.headers_mut();
-    headers::set_forwarded(headers, peer, None);
-    headers.insert(HOST, HeaderValue::try_from(host).map_err(|_| Reject::BadGateway)?);
-    if let Ok(url) = HeaderValue::try_from(proxy.url.as_str()) {
-        headers.insert(CLERK_PROXY_URL.clone(), url);
+/// The Frontend API proxy: everything it needs, computed once at start-up.
+pub struct FrontendApiProxy {
+    /// The path prefix served, e.g. `/__clerk`.
+    prefix: String,
+    /// The Frontend API's base URL.
+    base: Url,
+    /// `Clerk-Proxy-Url`: the proxy's public URL.
+    proxy_url: Option<HeaderValue>,
+    /// `Clerk-Secret-Key`, when a secret key is configured.
+    secret_key: Option<HeaderValue>,
+}
+
+impl FrontendApiProxy {
+    /// A proxy serving `prefix` in front of the Frontend API at `base`, announcing itself as
+    /// `proxy_url` and authenticating with `secret_key`.
+    pub fn new(prefix: &str, proxy_url: &Url, base: Url, secret_key: Option<&Secret>) -> Self {
+        let secret_key = secret_key.and_then(|s| HeaderValue::try_from(s.expose()).ok()).map(|mut value| {
+            value.set_sensitive(true);
+            value
+        });
+        FrontendApiProxy {
+            prefix: prefix.to_owned(),
+            base,
+            proxy_url: HeaderValue::try_from(proxy_url.as_str()).ok(),
+            secret_key,
+        }
     }
-    if let Some(secret) = state.users.api().map(|api| api.secret())
-        && let Ok(value) = HeaderValue::try_from(secret.expose())
-    {
-        headers.insert(CLERK_SECRET_KEY.clone(), value);
+
+    /// Whether `path` (normalized) is under the proxy's prefix.
+    pub fn serves(&self, path: &str) -> bool {
+        prefix_matches(&self.prefix, path, false)
     }
-    let (mut parts, incoming) = request.into_parts();
-    parts.uri = uri;
-    let outbound = Request::from_parts(parts, RequestBody::new(incoming, None));
-    let mut response = send(client, outbound, FAPI_TIMEOUT).await?;
-    headers::remove_hop_by_hop(response.headers_mut());
-    Ok(response.map(body::stream))
+
+    /// Forwards a request under the prefix to the Frontend API.
+    ///
+    /// # Errors
+    /// `BadGateway` / `GatewayTimeout` when the Frontend API cannot be reached in time.
+    pub async fn forward(
+        &self,
+        client: &HttpClient,
+        peer: &Peer,
+        mut request: Request<Incoming>,
+        path: &str,
+    ) -> Result<Response<Body>, Reject> {
+        let target = target_url(&self.base, path.get(self.prefix.len()..).unwrap_or(""), request.uri().query())?;
+        let uri: Uri = target.as_str().parse().map_err(|_| Reject::BadRequest("invalid-path"))?;
+        let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(Reject::BadGateway)?;
+        let headers = request.headers_mut();
+        headers::set_forwarded(headers, peer, None);
+        headers.insert(HOST, HeaderValue::try_from(host).map_err(|_| Reject::BadGateway)?);
+        if let Some(url) = &self.proxy_url {
+            headers.insert(CLERK_PROXY_URL.clone(), url.clone());
+        }
+        if let Some(secret) = &self.secret_key {
+            headers.insert(CLERK_SECRET_KEY.clone(), secret.clone());
+        }
+        let (mut parts, incoming) = request.into_parts();
+        parts.uri = uri;
+        let outbound = Request::from_parts(parts, RequestBody::new(incoming, None));
+        let mut response = send(client, outbound, FAPI_TIMEOUT).await?;
+        headers::remove_hop_by_hop(response.headers_mut());
+        Ok(response.map(body::stream))
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use hyper::body::Incoming;
 
 use crate::access::AccessRecord;
 use crate::auth::{Reason, policy};
+use crate::auth_endpoints;
 use crate::body::Body;
 use crate::browser::{self, Decision};
 use crate::config::{AuthMode, Route};
-use crate::endpoints;
 use crate::identity::Identity;
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
@@ -96,8 +96,10 @@ async fn process(
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
         return fapi.forward(client, peer, request, &path).await;
     }
-    if let Some(endpoint) = state.auth_endpoints.as_deref().and_then(|prefix| endpoints::Endpoint::at(prefix, &path)) {
-        return endpoints::handle(state, peer, request, endpoint, record).await;
+    if let Some(endpoint) =
+        state.auth_endpoints.as_deref().and_then(|prefix| auth_endpoints::AuthEndpoint::at(prefix, &path))
+    {
+        return auth_endpoints::handle(state, peer, request, endpoint, record).await;
     }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);

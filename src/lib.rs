@@ -19,6 +19,7 @@ pub mod access;
 pub mod admin;
 pub mod ascii;
 pub mod auth;
+pub mod auth_endpoints;
 pub mod body;
 pub mod browser;
 pub mod cache;
@@ -28,7 +29,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod endpoints;
 pub mod error;
 pub mod handler;
 pub mod identity;
@@ -42,7 +42,7 @@ pub mod server;
 pub mod session;
 pub mod signal;
 pub mod state;
-pub mod sync;
+pub mod sweep;
 pub mod tls;
 pub mod users;
 pub mod webhook;
@@ -143,7 +143,7 @@ pub async fn run(
 async fn reconcile(state: Arc<AppState>, every: Duration) {
     let Some(api) = state.users.api().cloned() else { return };
     loop {
-        if let Err(error) = sync::sweep(&api, state.users.as_ref(), &state.clock, &mut sync::Quiet).await {
+        if let Err(error) = sweep::sweep(&api, state.users.as_ref(), &state.clock, &mut sweep::Quiet).await {
             tracing::warn!(%error, "reconcile sweep failed; the next one will retry");
         }
         tokio::time::sleep(every).await;

@@ -28,7 +28,7 @@ pub async fn decide_session(
         eligible: may_redirect && browser::is_document_request(request.method(), request.headers()),
         now_secs: state.clock.now_secs(),
     };
-    let mut decision = state.browser.decide(&state.auth, &info).await;
+    let mut decision = state.browser.authenticate_request(&state.auth, &info).await;
     state.metrics.auth_outcome(decision.metric_index());
     record.set_cookies.append(decision.cookies_mut());
     record.auth = match &decision {

@@ -25,7 +25,7 @@ use crate::proxy::frontend::FrontendApiProxy;
 use crate::proxy::{HttpClient, forward};
 use crate::router::RouteTable;
 use crate::users::{Directory, DirectorySettings};
-use crate::webhook::{self, Endpoint};
+use crate::webhook::{self, WebhookEndpoint};
 
 /// Shared state of a running gateway.
 pub struct AppState {
@@ -42,7 +42,7 @@ pub struct AppState {
     /// Mirrored users, in front of the SQLite mirror.
     pub users: Arc<Directory>,
     /// The webhook endpoint, when `[webhook]` is configured.
-    pub webhook: Option<Endpoint>,
+    pub webhook: Option<WebhookEndpoint>,
     /// All metrics.
     pub metrics: Arc<Metrics>,
     /// Identity header names.
@@ -100,7 +100,7 @@ impl AppState {
         );
         let frontend_proxy = frontend_proxy(config, &browser)?;
         let webhook = match &config.webhook {
-            Some(w) => Some(Endpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
+            Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
             None => None,
         };
         Ok(Arc::new(AppState {

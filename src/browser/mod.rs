@@ -170,8 +170,9 @@ impl Browser {
         self.instance.as_ref().map(|i| i.suffix.as_str())
     }
 
-    /// Decides a request: Bearer header first, else the cookie path.
-    pub async fn decide(&self, auth: &Authenticator, request: &RequestInfo<'_>) -> Decision {
+    /// Decides a request as Clerk's `authenticateRequest` does: Bearer header first, else
+    /// the cookie path.
+    pub async fn authenticate_request(&self, auth: &Authenticator, request: &RequestInfo<'_>) -> Decision {
         match credential::bearer(request.headers) {
             Some(Credential::Bearer(token)) => return verified(auth.verify(token).await, Vec::new()),
             Some(_) => return signed_out(Reason::TokenInvalid, true),

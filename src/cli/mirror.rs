@@ -12,7 +12,7 @@ use super::UsersCommand;
 use crate::config::{self, Config, ConfigError};
 use crate::mirror::{self, Mirror, StoredUser, store};
 use crate::state;
-use crate::sync::{self, Progress, Report};
+use crate::sweep::{self, Progress, Report};
 use crate::{Clock, Error};
 
 /// `clerk-gateway users …`.
@@ -66,7 +66,7 @@ pub async fn sync(config_path: &Path) -> Result<(), Error> {
     let clock = Clock::System;
     let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
     let mut progress = Bar::new();
-    let report = sync::sweep(&api, &mirror, &clock, &mut progress).await.map_err(|e| Error::Runtime(e.to_string()));
+    let report = sweep::sweep(&api, &mirror, &clock, &mut progress).await.map_err(|e| Error::Runtime(e.to_string()));
     progress.finish();
     let report = report?;
     println!(
@@ -131,7 +131,7 @@ impl Progress for Bar {
                 }
                 None => {
                     eprintln!("sync: {} users", report.fetched);
-                    self.next_line_at = report.fetched + 10 * u64::from(sync::PAGE_SIZE);
+                    self.next_line_at = report.fetched + 10 * u64::from(sweep::PAGE_SIZE);
                 }
             }
         }

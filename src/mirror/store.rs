@@ -57,8 +57,8 @@ impl Table {
     }
 }
 
-/// Decides an ordered upsert from the stored row's `updated_at` and tombstone flag.
-fn decide(conn: &Connection, table: Table, id: &str, updated_at: i64) -> rusqlite::Result<Upsert> {
+/// The verdict on an ordered upsert, from the stored row's `updated_at` and tombstone flag.
+fn upsert_verdict(conn: &Connection, table: Table, id: &str, updated_at: i64) -> rusqlite::Result<Upsert> {
     let sql = format!("SELECT updated_at, deleted FROM {} WHERE id = ?1", table.name());
     let stored: Option<(i64, bool)> =
         conn.prepare_cached(&sql)?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
@@ -73,7 +73,7 @@ fn decide(conn: &Connection, table: Table, id: &str, updated_at: i64) -> rusqlit
 /// Marks a row deleted (creating the tombstone if the row was never seen). Returns whether
 /// a live row went away.
 fn tombstone(conn: &Connection, table: Table, id: &str, at_ms: i64, clear: &str) -> rusqlite::Result<bool> {
-    let live = matches!(decide(conn, table, id, i64::MAX)?, Upsert::Updated);
+    let live = matches!(upsert_verdict(conn, table, id, i64::MAX)?, Upsert::Updated);
     let sql = format!(
         "INSERT INTO {t} (id, updated_at, deleted) VALUES (?1, ?2, 1)
          ON CONFLICT(id) DO UPDATE SET deleted = 1, updated_at = max({t}.updated_at, excluded.updated_at){clear}",
@@ -91,7 +91,7 @@ pub fn record_delivery(conn: &Connection, svix_id: &str, event_type: &str, now_m
 
 /// Upserts a user under the ordering rule.
 pub fn upsert_user(conn: &Connection, u: &UserRecord) -> rusqlite::Result<Upsert> {
-    let mut decision = decide(conn, Table::Users, &u.id, u.updated_at)?;
+    let mut decision = upsert_verdict(conn, Table::Users, &u.id, u.updated_at)?;
     if decision == Upsert::Updated
         && let Some(StoredUser::Live(stored)) = read_user(conn, &u.id)?
         && *stored == *u
@@ -139,7 +139,7 @@ pub fn delete_user(conn: &Connection, id: &str, at_ms: i64) -> rusqlite::Result<
 
 /// Upserts an organization under the ordering rule.
 pub fn upsert_org(conn: &Connection, o: &OrgRecord) -> rusqlite::Result<Upsert> {
-    let decision = decide(conn, Table::Organizations, &o.id, o.updated_at)?;
+    let decision = upsert_verdict(conn, Table::Organizations, &o.id, o.updated_at)?;
     if decision.changed() {
         let sql = "INSERT INTO organizations (id, name, slug, image_url, public_metadata, private_metadata,
                 created_at, updated_at, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
@@ -169,7 +169,7 @@ pub fn delete_org(conn: &Connection, id: &str, at_ms: i64) -> rusqlite::Result<b
 
 /// Upserts a membership under the ordering rule.
 pub fn upsert_membership(conn: &Connection, m: &MembershipRecord) -> rusqlite::Result<Upsert> {
-    let decision = decide(conn, Table::Memberships, &m.id, m.updated_at)?;
+    let decision = upsert_verdict(conn, Table::Memberships, &m.id, m.updated_at)?;
     if decision.changed() {
         let sql = "INSERT INTO memberships (id, org_id, user_id, role, permissions, public_metadata,
                 created_at, updated_at, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)

@@ -47,19 +47,19 @@ pub const REJECTIONS: &[&str] =
     &["missing-headers", "stale-timestamp", "invalid-signature", "invalid-payload", "too-large"];
 
 /// The endpoint's configuration.
-pub struct Endpoint {
+pub struct WebhookEndpoint {
     /// The path Svix posts to.
     pub path: String,
     verifier: Verifier,
 }
 
-impl Endpoint {
+impl WebhookEndpoint {
     /// An endpoint at `path` verifying with `signing_secret`.
     ///
     /// # Errors
     /// A message when the secret is unusable.
-    pub fn new(path: &str, signing_secret: &str) -> Result<Endpoint, String> {
-        Ok(Endpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)? })
+    pub fn new(path: &str, signing_secret: &str) -> Result<WebhookEndpoint, String> {
+        Ok(WebhookEndpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)? })
     }
 
     /// Handles one request to the webhook path.

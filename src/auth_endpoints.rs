@@ -22,7 +22,7 @@ static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// One of the endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub enum AuthEndpoint {
     /// `GET {prefix}/me`.
     Me,
     /// `POST {prefix}/logout`.
@@ -31,28 +31,28 @@ pub enum Endpoint {
     Login,
 }
 
-impl Endpoint {
+impl AuthEndpoint {
     /// The endpoint at `path` under `prefix`, if any.
-    pub fn at(prefix: &str, path: &str) -> Option<Endpoint> {
+    pub fn at(prefix: &str, path: &str) -> Option<AuthEndpoint> {
         match path.strip_prefix(prefix)? {
-            "/me" => Some(Endpoint::Me),
-            "/logout" => Some(Endpoint::Logout),
-            "/login" => Some(Endpoint::Login),
+            "/me" => Some(AuthEndpoint::Me),
+            "/logout" => Some(AuthEndpoint::Logout),
+            "/login" => Some(AuthEndpoint::Login),
             _ => None,
         }
     }
 
     fn method(self) -> Method {
         match self {
-            Endpoint::Logout => Method::POST,
-            Endpoint::Me | Endpoint::Login => Method::GET,
+            AuthEndpoint::Logout => Method::POST,
+            AuthEndpoint::Me | AuthEndpoint::Login => Method::GET,
         }
     }
 
     fn allowed(self) -> &'static str {
         match self {
-            Endpoint::Logout => "POST",
-            Endpoint::Me | Endpoint::Login => "GET",
+            AuthEndpoint::Logout => "POST",
+            AuthEndpoint::Me | AuthEndpoint::Login => "GET",
         }
     }
 }
@@ -66,7 +66,7 @@ pub async fn handle(
     state: &AppState,
     peer: &Peer,
     request: Request<Incoming>,
-    endpoint: Endpoint,
+    endpoint: AuthEndpoint,
     record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
     let method = endpoint.method();
@@ -75,9 +75,9 @@ pub async fn handle(
     }
     let here = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
     match endpoint {
-        Endpoint::Me => me(state, peer, &request, record).await,
-        Endpoint::Logout => logout(state, peer, &request, here().as_ref(), record).await,
-        Endpoint::Login => login(state, request.uri(), here().as_ref()),
+        AuthEndpoint::Me => me(state, peer, &request, record).await,
+        AuthEndpoint::Logout => logout(state, peer, &request, here().as_ref(), record).await,
+        AuthEndpoint::Login => login(state, request.uri(), here().as_ref()),
     }
 }
 
@@ -211,12 +211,12 @@ mod tests {
 
     #[test]
     fn endpoints_sit_under_their_prefix() {
-        assert_eq!(Endpoint::at("/auth", "/auth/me"), Some(Endpoint::Me));
-        assert_eq!(Endpoint::at("/auth", "/auth/logout"), Some(Endpoint::Logout));
-        assert_eq!(Endpoint::at("/gw/auth", "/gw/auth/login"), Some(Endpoint::Login));
-        assert_eq!(Endpoint::at("/auth", "/auth/me/x"), None);
-        assert_eq!(Endpoint::at("/auth", "/authme"), None);
-        assert_eq!(Endpoint::at("/auth", "/auth/callback"), None);
+        assert_eq!(AuthEndpoint::at("/auth", "/auth/me"), Some(AuthEndpoint::Me));
+        assert_eq!(AuthEndpoint::at("/auth", "/auth/logout"), Some(AuthEndpoint::Logout));
+        assert_eq!(AuthEndpoint::at("/gw/auth", "/gw/auth/login"), Some(AuthEndpoint::Login));
+        assert_eq!(AuthEndpoint::at("/auth", "/auth/me/x"), None);
+        assert_eq!(AuthEndpoint::at("/auth", "/authme"), None);
+        assert_eq!(AuthEndpoint::at("/auth", "/auth/callback"), None);
     }
 
     #[test]

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use crate::access::AccessRecord;
 use crate::body::{self, Body};
 use crate::browser::{self, Decision, cookies};
-use crate::mirror::store;
 use crate::proxy::headers::Peer;
 use crate::reject::Reject;
 use crate::session::decide_session;
@@ -93,9 +92,7 @@ async fn me(
         Decision::Redirect { location, .. } => return Err(Reject::Redirect { location }),
     };
     let profile = state.users.lookup(&identity.user_id).await;
-    let user_id = identity.user_id.clone();
-    let memberships =
-        state.users.mirror().read(move |conn| store::memberships_of(conn, &user_id)).await.unwrap_or_default();
+    let memberships = state.users.mirror().memberships(&identity.user_id).await.unwrap_or_default();
     let body = json!({
         "user_id": identity.user_id,
         "session_id": identity.session_id,

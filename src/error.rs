@@ -2,6 +2,7 @@
 //! with. Answers to requests are `reject::Reject`'s business, not this module's.
 
 use crate::config::ConfigError;
+use crate::mirror::FileError;
 
 /// A failure that stops the gateway from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -21,14 +22,9 @@ pub enum Error {
     /// The TLS certificate or key could not be loaded.
     #[error("TLS: {0}")]
     Tls(String),
-    /// The mirror database could not be opened or migrated.
-    #[error("mirror database {path}: {message}")]
-    Mirror {
-        /// The database path.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
+    /// The mirror database could not be opened, migrated or read.
+    #[error(transparent)]
+    Mirror(#[from] FileError),
     /// A command asked for something that is not there (`users get`).
     #[error("{0}")]
     NotFound(String),
@@ -42,7 +38,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Tls(_) | Error::NotFound(_) => 1,
-            Error::Bind { .. } | Error::Mirror { .. } | Error::Runtime(_) => 2,
+            Error::Bind { .. } | Error::Mirror(_) | Error::Runtime(_) => 2,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, IdentityHeaderNames};
 use crate::error::Error;
 use crate::metrics::{Labels, Metrics};
-use crate::mirror::Mirror;
+use crate::mirror::{FileError, Mirror};
 use crate::proxy::frontend::FrontendApiProxy;
 use crate::proxy::{HttpClient, forward};
 use crate::router::RouteTable;
@@ -81,10 +81,7 @@ impl AppState {
             .map_err(Error::Runtime)?;
         let revoked = Arc::new(RevokedSessions::default());
         let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone(), metrics.clone()).await?);
-        let restored = users
-            .load_revocations()
-            .await
-            .map_err(|message| Error::Mirror { path: config.mirror.path.clone(), message })?;
+        let restored = users.load_revocations().await.map_err(|source| FileError::new(&config.mirror.path, source))?;
         tracing::debug!(restored, "revocations restored from the mirror");
         let rules = ClaimRules {
             issuer: config.clerk.issuer.clone(),

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::clerk_api::{ApiError, ClerkApi, Cursor};
 use crate::clock::Clock;
 use crate::mirror::records::UserRecord;
-use crate::mirror::{BatchCounts, Mirror};
+use crate::mirror::{BatchCounts, Mirror, MirrorError};
 use crate::users::Directory;
 
 /// Users per page (the Backend API maximum).
@@ -20,17 +20,17 @@ pub const PAGE_SIZE: u32 = 500;
 /// Where swept users go.
 pub trait Sink {
     /// Stores one page.
-    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, String>> + Send;
+    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, MirrorError>> + Send;
     /// Tombstones live users the sweep did not see.
     fn tombstone_missing(
         &self,
         seen: HashSet<String>,
         started_at_ms: i64,
-    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, MirrorError>> + Send;
 }
 
 impl Sink for Mirror {
-    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, String>> + Send {
+    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, MirrorError>> + Send {
         self.upsert_users(users)
     }
 
@@ -38,13 +38,13 @@ impl Sink for Mirror {
         &self,
         seen: HashSet<String>,
         started_at_ms: i64,
-    ) -> impl Future<Output = Result<Vec<String>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<String>, MirrorError>> + Send {
         Mirror::tombstone_missing(self, seen, started_at_ms)
     }
 }
 
 impl Sink for Directory {
-    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, String>> + Send {
+    fn store(&self, users: Vec<UserRecord>) -> impl Future<Output = Result<BatchCounts, MirrorError>> + Send {
         self.store_users(users)
     }
 
@@ -52,7 +52,7 @@ impl Sink for Directory {
         &self,
         seen: HashSet<String>,
         started_at_ms: i64,
-    ) -> impl Future<Output = Result<Vec<String>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<String>, MirrorError>> + Send {
         Directory::tombstone_missing(self, seen, started_at_ms)
     }
 }
@@ -98,7 +98,7 @@ pub enum SweepError {
     Api(#[from] ApiError),
     /// The mirror refused a write.
     #[error("mirror: {0}")]
-    Mirror(String),
+    Mirror(#[from] MirrorError),
 }
 
 /// Sweeps every user into `sink`.
@@ -137,7 +137,7 @@ pub async fn sweep(
         report.fetched += page.len() as u64;
         seen.extend(page.iter().map(|u| u.id.clone()));
         let records = page.into_iter().map(UserRecord::from).collect();
-        let counts = sink.store(records).await.map_err(SweepError::Mirror)?;
+        let counts = sink.store(records).await?;
         report.inserted += counts.inserted as u64;
         report.updated += counts.updated as u64;
         report.unchanged += counts.unchanged as u64;
@@ -149,7 +149,7 @@ pub async fn sweep(
     // Offset pages shift when users are deleted mid-sweep, so only a cursor sweep is
     // complete enough to conclude that a missing user is gone.
     if matches!(cursor, Cursor::After(_)) {
-        let gone = sink.tombstone_missing(seen, started_at_ms).await.map_err(SweepError::Mirror)?;
+        let gone = sink.tombstone_missing(seen, started_at_ms).await?;
         report.tombstoned = gone.len() as u64;
     }
     tracing::info!(

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::identity::UserValues;
 use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
-use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, StoredUser};
+use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, MirrorError, StoredUser};
 
 /// How long "not in the mirror, and nobody to ask" is remembered.
 const ABSENT_TTL: Duration = Duration::from_secs(60);
@@ -243,8 +243,8 @@ impl Directory {
     /// date with what it changed.
     ///
     /// # Errors
-    /// A message when the mirror refuses the write (nothing changed).
-    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, String> {
+    /// `MirrorError` when the mirror refuses the write (nothing changed).
+    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, MirrorError> {
         let applied = self.mirror.apply(delivery).await?;
         if let Applied::Applied(effect) = &applied {
             self.follow(effect);
@@ -268,8 +268,8 @@ impl Directory {
     /// Stores a page of users (reconcile), keeping the cache in step.
     ///
     /// # Errors
-    /// A message when the mirror refuses the write.
-    pub async fn store_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, String> {
+    /// `MirrorError` when the mirror refuses the write.
+    pub async fn store_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, MirrorError> {
         let counts = self.mirror.upsert_users(users).await?;
         for record in &counts.changed {
             self.remember(record.clone());
@@ -280,8 +280,12 @@ impl Directory {
     /// Tombstones users a complete sweep did not see, keeping the cache in step.
     ///
     /// # Errors
-    /// A message when the mirror refuses the write.
-    pub async fn tombstone_missing(&self, seen: HashSet<String>, started_at_ms: i64) -> Result<Vec<String>, String> {
+    /// `MirrorError` when the mirror refuses the write.
+    pub async fn tombstone_missing(
+        &self,
+        seen: HashSet<String>,
+        started_at_ms: i64,
+    ) -> Result<Vec<String>, MirrorError> {
         let gone = self.mirror.tombstone_missing(seen, started_at_ms).await?;
         for id in &gone {
             self.remember_deleted(id);
@@ -293,8 +297,8 @@ impl Directory {
     /// and on the in-memory list verification consults.
     ///
     /// # Errors
-    /// A message when the mirror refuses the write (the in-memory list is still updated).
-    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<(), String> {
+    /// `MirrorError` when the mirror refuses the write (the in-memory list is still updated).
+    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<(), MirrorError> {
         let now = self.clock.now_ms();
         let stored = self.mirror.revoke_session(session_id, user_id).await;
         let until = stored.as_ref().copied().unwrap_or_else(|_| now + ms(Duration::from_secs(24 * 3600)));
@@ -305,10 +309,10 @@ impl Directory {
     /// Loads the revocations still in force from the mirror (at start-up).
     ///
     /// # Errors
-    /// A message when the query fails.
-    pub async fn load_revocations(&self) -> Result<usize, String> {
+    /// `MirrorError` when the query fails.
+    pub async fn load_revocations(&self) -> Result<usize, MirrorError> {
         let now = self.clock.now_ms();
-        let rows = self.mirror.read(move |conn| crate::mirror::store::live_revocations(conn, now)).await?;
+        let rows = self.mirror.live_revocations(now).await?;
         for (session_id, until) in &rows {
             self.revoked.insert(session_id, *until, now);
         }

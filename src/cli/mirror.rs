@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::UsersCommand;
 use crate::config::{self, Config, ConfigError};
-use crate::mirror::{self, Mirror, StoredUser, store};
+use crate::mirror::{Mirror, ReadOnly, StoredUser};
 use crate::state;
 use crate::sweep::{self, Progress, Report};
 use crate::{Clock, Error};
@@ -26,17 +26,15 @@ pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
             ConfigError::new("mirror.path", "\":memory:\" lives inside the gateway process; nothing to read").into()
         );
     }
-    let conn = mirror::open_read_only(Path::new(&config.mirror.path))?;
-    let query_failed = |e: rusqlite::Error| Error::Mirror { path: config.mirror.path.clone(), message: e.to_string() };
+    let mirror = ReadOnly::open(Path::new(&config.mirror.path))?;
     let output = match command {
         UsersCommand::List { limit, offset } => {
-            let users = store::list_users(&conn, limit, offset).map_err(query_failed)?;
-            serde_json::to_value(users).unwrap_or(Value::Null)
+            serde_json::to_value(mirror.users(limit, offset)?).unwrap_or(Value::Null)
         }
-        UsersCommand::Count => json!({ "count": store::count_users(&conn).map_err(query_failed)? }),
-        UsersCommand::Get { id } => match store::read_user(&conn, &id).map_err(query_failed)? {
+        UsersCommand::Count => json!({ "count": mirror.count_users()? }),
+        UsersCommand::Get { id } => match mirror.user(&id)? {
             Some(StoredUser::Live(user)) => {
-                let memberships = store::memberships_of(&conn, &id).map_err(query_failed)?;
+                let memberships = mirror.memberships(&id)?;
                 let mut value = serde_json::to_value(*user).unwrap_or(Value::Null);
                 value["memberships"] = serde_json::to_value(memberships).unwrap_or(Value::Null);
                 value

@@ -3,9 +3,10 @@
 //! writer thread; reads use a small pool of connections on the blocking pool; nothing here
 //! runs on the async runtime's threads.
 
+mod error;
 pub mod records;
 mod schema;
-pub mod store;
+mod store;
 mod writer;
 
 use std::collections::HashSet;
@@ -17,11 +18,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::error::Error;
+pub use error::{FileError, MirrorError};
 use records::{MembershipRecord, OrgRecord, UserRecord};
 pub use store::{StoredUser, Upsert};
 pub use writer::{BatchCounts, DELIVERY_RETENTION};
-use writer::{Command, Writer};
+use writer::{Command, ReplyTo, Writer};
 
 /// How long a writer waits for a lock held by another process (e.g. `clerk-gateway sync`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,21 +124,19 @@ impl Mirror {
     /// thread. `:memory:` keeps the mirror in a temporary directory removed on exit.
     ///
     /// # Errors
-    /// `Error::Mirror` naming the path when the file cannot be opened or written, is not a
+    /// `FileError` naming the path when the file cannot be opened or written, is not a
     /// SQLite database, or has a newer schema.
-    pub async fn open(path: &str, clock: Clock, revocation_retention: Duration) -> Result<Mirror, Error> {
+    pub async fn open(path: &str, clock: Clock, revocation_retention: Duration) -> Result<Mirror, FileError> {
         let owned = path.to_owned();
-        let opened = tokio::task::spawn_blocking(move || open_files(&owned))
-            .await
-            .map_err(|e| Error::Runtime(e.to_string()))?
-            .map_err(|message| Error::Mirror { path: path.to_owned(), message })?;
-        let (conn, file, temp) = opened;
+        let fail = |source: MirrorError| FileError::new(path, source);
+        let opened = tokio::task::spawn_blocking(move || open_files(&owned)).await.map_err(|e| fail(e.into()))?;
+        let (conn, file, temp) = opened.map_err(fail)?;
         let (writer, commands) = mpsc::channel(4096);
         let state = Writer::new(conn, clock, revocation_retention);
         std::thread::Builder::new()
             .name("mirror-writer".into())
             .spawn(move || state.run(commands))
-            .map_err(|e| Error::Runtime(format!("cannot start the mirror writer: {e}")))?;
+            .map_err(|e| fail(MirrorError::WriterThread(e)))?;
         Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers: Mutex::new(Vec::new()), _temp: temp }) })
     }
 
@@ -149,58 +148,59 @@ impl Mirror {
     /// Applies a verified delivery in one transaction (deduplicated by id).
     ///
     /// # Errors
-    /// A message when the database refuses the write; nothing was applied.
-    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, String> {
+    /// `MirrorError` when the database refuses the write; nothing was applied.
+    pub async fn apply(&self, delivery: Delivery) -> Result<Applied, MirrorError> {
         self.command(|reply| Command::Apply(Box::new(delivery), reply)).await
     }
 
     /// Upserts a page of users under the ordering rule, in one transaction.
     ///
     /// # Errors
-    /// A message when the database refuses the write.
-    pub async fn upsert_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, String> {
+    /// `MirrorError` when the database refuses the write.
+    pub async fn upsert_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, MirrorError> {
         self.command(|reply| Command::UpsertUsers(users, reply)).await
     }
 
     /// Tombstones live users that a complete sweep begun at `started_at_ms` did not see.
     ///
     /// # Errors
-    /// A message when the database refuses the write.
-    pub async fn tombstone_missing(&self, seen: HashSet<String>, started_at_ms: i64) -> Result<Vec<String>, String> {
+    /// `MirrorError` when the database refuses the write.
+    pub async fn tombstone_missing(
+        &self,
+        seen: HashSet<String>,
+        started_at_ms: i64,
+    ) -> Result<Vec<String>, MirrorError> {
         self.command(|reply| Command::TombstoneMissing(seen, started_at_ms, reply)).await
     }
 
     /// Revokes a session (logout) for the revocation retention; returns when it ends, ms.
     ///
     /// # Errors
-    /// A message when the database refuses the write.
-    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, String> {
+    /// `MirrorError` when the database refuses the write.
+    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, MirrorError> {
         let (sid, uid) = (session_id.to_owned(), user_id.map(str::to_owned));
         self.command(|reply| Command::Revoke(sid, uid, reply)).await
     }
 
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command) -> Result<T, String> {
+    async fn command<T>(&self, make: impl FnOnce(ReplyTo<T>) -> Command) -> Result<T, MirrorError> {
         let (reply, result) = oneshot::channel();
-        self.inner.writer.send(make(reply)).await.map_err(|_| "the mirror writer has stopped".to_owned())?;
-        result.await.map_err(|_| "the mirror writer has stopped".to_owned())?
+        self.inner.writer.send(make(reply)).await.map_err(|_| MirrorError::WriterStopped)?;
+        result.await.map_err(|_| MirrorError::WriterStopped)?
     }
 
     /// Runs a read on a pooled connection, off the async threads.
-    ///
-    /// # Errors
-    /// A message when the query fails.
-    pub async fn read<T: Send + 'static>(
+    async fn read<T: Send + 'static>(
         &self,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, MirrorError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(|_| "reader pool poisoned".to_owned())?.pop();
+            let pooled = inner.readers.lock().map_err(|_| MirrorError::Poisoned)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_reader(&inner.path)?,
             };
-            let result = query(&conn).map_err(|e| e.to_string());
+            let result = query(&conn).map_err(MirrorError::from);
             if let Ok(mut pool) = inner.readers.lock()
                 && pool.len() < READ_POOL
             {
@@ -208,24 +208,40 @@ impl Mirror {
             }
             result
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// One user, live or tombstoned.
     ///
     /// # Errors
-    /// A message when the query fails.
-    pub async fn user(&self, id: &str) -> Result<Option<StoredUser>, String> {
+    /// `MirrorError` when the query fails.
+    pub async fn user(&self, id: &str) -> Result<Option<StoredUser>, MirrorError> {
         let id = id.to_owned();
         self.read(move |conn| store::read_user(conn, &id)).await
+    }
+
+    /// A user's live memberships.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<MembershipRecord>, MirrorError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| store::memberships_of(conn, &user_id)).await
+    }
+
+    /// Revocations still in force at `now_ms`: `(session id, expires at)`.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn live_revocations(&self, now_ms: i64) -> Result<Vec<(String, i64)>, MirrorError> {
+        self.read(move |conn| store::live_revocations(conn, now_ms)).await
     }
 
     /// Number of live users.
     ///
     /// # Errors
-    /// A message when the query fails.
-    pub async fn count_users(&self) -> Result<u64, String> {
+    /// `MirrorError` when the query fails.
+    pub async fn count_users(&self) -> Result<u64, MirrorError> {
         self.read(store::count_users).await
     }
 }
@@ -234,48 +250,94 @@ type Opened = (Connection, String, Option<tempfile::TempDir>);
 
 /// Opens the write connection: the file itself, or a fresh file in a temporary directory
 /// for `:memory:` (so readers and the writer share one database).
-fn open_files(path: &str) -> Result<Opened, String> {
+fn open_files(path: &str) -> Result<Opened, MirrorError> {
     let (file, temp) = if path == ":memory:" {
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let dir = tempfile::tempdir().map_err(MirrorError::TempDir)?;
         (dir.path().join("mirror.db").display().to_string(), Some(dir))
     } else {
         (path.to_owned(), None)
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(&file, flags).map_err(|e| e.to_string())?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+    let mut conn = Connection::open_with_flags(&file, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("cannot switch to WAL journal mode (got {mode})"));
+        return Err(MirrorError::NotWal { mode });
     }
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     schema::migrate(&mut conn)?;
     Ok((conn, file, temp))
 }
 
-fn open_reader(path: &str) -> Result<Connection, String> {
+fn open_reader(path: &str) -> Result<Connection, MirrorError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
 
-/// Opens an existing mirror for reading only (the `users` command), refusing a database
-/// whose schema this build does not know.
-///
-/// # Errors
-/// `Error::Mirror` when the file is missing, unreadable or of another schema version.
-pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
-    let fail = |message: String| Error::Mirror { path: path.display().to_string(), message };
-    if !path.exists() {
-        return Err(fail("no such file (has the gateway run with this config?)".into()));
+/// An existing mirror opened for reading only (the `users` command), on the calling
+/// thread: for a short-lived command, not for the gateway's runtime.
+pub struct ReadOnly {
+    conn: Connection,
+    path: String,
+}
+
+impl ReadOnly {
+    /// Opens the mirror at `path`, refusing a database whose schema this build does not
+    /// know.
+    ///
+    /// # Errors
+    /// `FileError` when the file is missing, unreadable or of another schema version.
+    pub fn open(path: &Path) -> Result<ReadOnly, FileError> {
+        let name = path.display().to_string();
+        if !path.exists() {
+            return Err(FileError::new(name, MirrorError::Missing));
+        }
+        let conn = open_reader(&name).map_err(|e| FileError::new(&name, e))?;
+        let found = schema::user_version(&conn).map_err(|e| FileError::new(&name, e))?;
+        if found != schema::latest_version() {
+            let supported = schema::latest_version();
+            return Err(FileError::new(name, MirrorError::OtherSchema { found, supported }));
+        }
+        Ok(ReadOnly { conn, path: name })
     }
-    let conn = open_reader(&path.display().to_string()).map_err(fail)?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
-    if version != schema::latest_version() {
-        return Err(fail(format!("schema version {version}, this build reads {}", schema::latest_version())));
+
+    /// Live users in id order.
+    ///
+    /// # Errors
+    /// `FileError` when the query fails.
+    pub fn users(&self, limit: u64, offset: u64) -> Result<Vec<UserRecord>, FileError> {
+        store::list_users(&self.conn, limit, offset).map_err(|e| self.fail(e))
     }
-    Ok(conn)
+
+    /// Number of live users.
+    ///
+    /// # Errors
+    /// `FileError` when the query fails.
+    pub fn count_users(&self) -> Result<u64, FileError> {
+        store::count_users(&self.conn).map_err(|e| self.fail(e))
+    }
+
+    /// One user, live or tombstoned.
+    ///
+    /// # Errors
+    /// `FileError` when the query fails.
+    pub fn user(&self, id: &str) -> Result<Option<StoredUser>, FileError> {
+        store::read_user(&self.conn, id).map_err(|e| self.fail(e))
+    }
+
+    /// A user's live memberships.
+    ///
+    /// # Errors
+    /// `FileError` when the query fails.
+    pub fn memberships(&self, user_id: &str) -> Result<Vec<MembershipRecord>, FileError> {
+        store::memberships_of(&self.conn, user_id).map_err(|e| self.fail(e))
+    }
+
+    fn fail(&self, error: rusqlite::Error) -> FileError {
+        FileError::new(&self.path, error)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use rusqlite::Connection;
 
+use super::error::MirrorError;
+
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     // 1: users, organizations, memberships, processed deliveries, revoked sessions.
@@ -67,22 +69,28 @@ pub fn latest_version() -> i64 {
 /// Runs every migration the database has not seen, each in its own transaction.
 ///
 /// # Errors
-/// A message when the database is newer than this build or a migration fails.
-pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(|e| e.to_string())?;
+/// `NewerSchema` when the database is newer than this build, `Migration` when one fails.
+pub fn migrate(conn: &mut Connection) -> Result<(), MirrorError> {
+    let current = user_version(conn)?;
     if current > latest_version() {
-        return Err(format!(
-            "schema version {current} is newer than this build understands ({}); upgrade clerk-gateway",
-            latest_version()
-        ));
+        return Err(MirrorError::NewerSchema { found: current, supported: latest_version() });
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", version + 1))?;
-        tx.pragma_update(None, "user_version", version as i64 + 1).map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+        let version = index as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|source| MirrorError::Migration { version, source })?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
     }
     Ok(())
+}
+
+/// The schema version recorded in the file.
+///
+/// # Errors
+/// SQLite's error when the file cannot be read.
+pub fn user_version(conn: &Connection) -> Result<i64, MirrorError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
 }
 
 #[cfg(test)]
@@ -103,6 +111,6 @@ mod tests {
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", 999).unwrap();
-        assert!(migrate(&mut conn).unwrap_err().contains("newer"));
+        assert!(migrate(&mut conn).unwrap_err().to_string().contains("newer"));
     }
 }

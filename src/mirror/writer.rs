@@ -4,11 +4,13 @@
 //! is still atomic on its own and nobody waits for a commit per delivery.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::MirrorError;
 use super::records::UserRecord;
 use super::store::{self, Upsert};
 use super::{Applied, Delivery, Effect, Write};
@@ -35,20 +37,23 @@ pub struct BatchCounts {
     pub changed: Vec<UserRecord>,
 }
 
+/// Where a command's result goes.
+pub type ReplyTo<T> = oneshot::Sender<Result<T, MirrorError>>;
+
 /// What the writer can be asked to do.
 pub enum Command {
     /// A verified webhook delivery.
-    Apply(Box<Delivery>, oneshot::Sender<Result<Applied, String>>),
+    Apply(Box<Delivery>, ReplyTo<Applied>),
     /// A page of users from the Backend API.
-    UpsertUsers(Vec<UserRecord>, oneshot::Sender<Result<BatchCounts, String>>),
+    UpsertUsers(Vec<UserRecord>, ReplyTo<BatchCounts>),
     /// Tombstone live users absent from a complete sweep that began at `started_at_ms`.
-    TombstoneMissing(HashSet<String>, i64, oneshot::Sender<Result<Vec<String>, String>>),
+    TombstoneMissing(HashSet<String>, i64, ReplyTo<Vec<String>>),
     /// Revoke a session here (logout); answers when the revocation ends, ms.
-    Revoke(String, Option<String>, oneshot::Sender<Result<i64, String>>),
+    Revoke(String, Option<String>, ReplyTo<i64>),
 }
 
 /// Sends a command's reply once its transaction's fate is known (`Some(error)` = rolled back).
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+type Reply = Box<dyn FnOnce(Option<&Arc<rusqlite::Error>>) + Send>;
 
 /// The writer's state.
 pub struct Writer {
@@ -84,7 +89,11 @@ impl Writer {
         let retention = self.revocation_retention;
         let mut tx = match self.conn.transaction() {
             Ok(tx) => tx,
-            Err(e) => return batch.into_iter().for_each(|c| fail_command(c, &e.to_string())),
+            Err(e) => {
+                let error = Arc::new(e);
+                tracing::warn!(%error, "mirror write failed: cannot begin a transaction");
+                return batch.into_iter().for_each(|c| fail_command(c, "begin", &error));
+            }
         };
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         for command in batch {
@@ -107,8 +116,8 @@ impl Writer {
         match tx.commit() {
             Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
             Err(e) => {
-                let error = format!("commit failed: {e}");
-                tracing::warn!(%error, "mirror write failed");
+                let error = Arc::new(e);
+                tracing::warn!(%error, "mirror write failed: commit failed");
                 replies.into_iter().for_each(|reply| reply(Some(&error)));
             }
         }
@@ -135,37 +144,43 @@ impl Writer {
 fn step<T: Send + 'static>(
     tx: &mut Transaction<'_>,
     replies: &mut Vec<Reply>,
-    reply: oneshot::Sender<Result<T, String>>,
+    reply: ReplyTo<T>,
     work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) {
     match in_savepoint(tx, work) {
-        Ok(value) => replies.push(Box::new(move |failure: Option<&str>| {
-            let _ = reply.send(failure.map_or(Ok(value), |e| Err(e.to_owned())));
+        Ok(value) => replies.push(Box::new(move |failure: Option<&Arc<rusqlite::Error>>| {
+            let result = match failure {
+                None => Ok(value),
+                Some(error) => Err(MirrorError::Batch { stage: "commit", source: error.clone() }),
+            };
+            let _ = reply.send(result);
         })),
         Err(error) => {
             tracing::warn!(%error, "mirror write failed");
-            let _ = reply.send(Err(error));
+            let _ = reply.send(Err(error.into()));
         }
     }
 }
 
-fn fail_command(command: Command, error: &str) {
-    tracing::warn!(error, "mirror write failed");
+fn fail_command(command: Command, stage: &'static str, error: &Arc<rusqlite::Error>) {
+    let failed = || MirrorError::Batch { stage, source: error.clone() };
     match command {
-        Command::Apply(_, tx) => drop(tx.send(Err(error.to_owned()))),
-        Command::UpsertUsers(_, tx) => drop(tx.send(Err(error.to_owned()))),
-        Command::TombstoneMissing(_, _, tx) => drop(tx.send(Err(error.to_owned()))),
-        Command::Revoke(_, _, tx) => drop(tx.send(Err(error.to_owned()))),
+        Command::Apply(_, tx) => drop(tx.send(Err(failed()))),
+        Command::UpsertUsers(_, tx) => drop(tx.send(Err(failed()))),
+        Command::TombstoneMissing(_, _, tx) => drop(tx.send(Err(failed()))),
+        Command::Revoke(_, _, tx) => drop(tx.send(Err(failed()))),
     }
 }
 
 /// Runs `f` inside a savepoint: kept on success, rolled back on error.
-fn in_savepoint<T>(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
-    let savepoint = tx.savepoint().map_err(|e| e.to_string())?;
-    match f(&savepoint) {
-        Ok(value) => savepoint.commit().map(|()| value).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let savepoint = tx.savepoint()?;
+    let value = f(&savepoint)?;
+    savepoint.commit()?;
+    Ok(value)
 }
 
 /// Tombstones live users older than the sweep that it did not see, unless that would be

@@ -1,0 +1,89 @@
+//! What can go wrong in the mirror: `MirrorError` for an operation (SQLite's own error kept
+//! as the source), and `FileError`, the same naming the database file, for start-up and
+//! the commands.
+
+use std::sync::Arc;
+
+/// A mirror operation that failed; nothing it would have written was written.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// SQLite refused: opening, reading or writing.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A batch of writes could not begin or commit; every write in it shares the error.
+    #[error("{stage} failed: {source}")]
+    Batch {
+        /// `begin` or `commit`.
+        stage: &'static str,
+        /// SQLite's error, shared by every write of the batch.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The file's schema is newer than this build.
+    #[error("schema version {found} is newer than this build understands ({supported}); upgrade clerk-gateway")]
+    NewerSchema {
+        /// The file's `user_version`.
+        found: i64,
+        /// This build's.
+        supported: i64,
+    },
+    /// A read-only open found a schema other than this build's.
+    #[error("schema version {found}, this build reads {supported}")]
+    OtherSchema {
+        /// The file's `user_version`.
+        found: i64,
+        /// This build's.
+        supported: i64,
+    },
+    /// A migration failed (and was rolled back).
+    #[error("migration {version}: {source}")]
+    Migration {
+        /// The version it would have brought the schema to.
+        version: i64,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database would not switch to WAL.
+    #[error("cannot switch to WAL journal mode (got {mode})")]
+    NotWal {
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+    /// A read-only open of a file that does not exist.
+    #[error("no such file (has the gateway run with this config?)")]
+    Missing,
+    /// `:memory:` could not get its temporary directory.
+    #[error("temporary directory: {0}")]
+    TempDir(#[source] std::io::Error),
+    /// The writer thread could not be started.
+    #[error("cannot start the mirror writer: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// The writer thread is gone.
+    #[error("the mirror writer has stopped")]
+    WriterStopped,
+    /// A blocking task did not finish (panicked or was cancelled).
+    #[error("a mirror task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A thread panicked while holding the reader pool.
+    #[error("the mirror's reader pool is poisoned")]
+    Poisoned,
+}
+
+/// A mirror failure about a named database file.
+#[derive(Debug, thiserror::Error)]
+#[error("mirror database {path}: {source}")]
+pub struct FileError {
+    /// The database path as configured.
+    pub path: String,
+    /// What went wrong.
+    #[source]
+    pub source: MirrorError,
+}
+
+impl FileError {
+    /// `source`, about the file at `path`.
+    pub fn new(path: impl Into<String>, source: impl Into<MirrorError>) -> Self {
+        FileError { path: path.into(), source: source.into() }
+    }
+}

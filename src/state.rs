@@ -77,8 +77,7 @@ impl AppState {
             webhook_rejections: webhook::REJECTIONS,
         }));
         let api_client = api_client(config)?;
-        let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())
-            .map_err(Error::Runtime)?;
+        let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())?;
         let revoked = Arc::new(RevokedSessions::default());
         let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone(), metrics.clone()).await?);
         let restored = users.load_revocations().await.map_err(|source| FileError::new(&config.mirror.path, source))?;
@@ -97,7 +96,7 @@ impl AppState {
         );
         let frontend_proxy = frontend_proxy(config, &browser)?;
         let webhook = match &config.webhook {
-            Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose()).map_err(Error::Runtime)?),
+            Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose())?),
             None => None,
         };
         Ok(Arc::new(AppState {
@@ -126,9 +125,9 @@ impl AppState {
     /// upstream connection are served by the same thread.
     ///
     /// # Errors
-    /// `Error::Runtime` when TLS roots cannot be loaded.
+    /// `Error::UpstreamClient` when TLS roots cannot be loaded.
     pub fn upstream_client(&self) -> Result<HttpClient, Error> {
-        forward::client(self.upstream_connect_timeout).map_err(Error::Runtime)
+        Ok(forward::client(self.upstream_connect_timeout)?)
     }
 
     /// Ready to take traffic: keys loaded, mirror open, not draining.
@@ -163,14 +162,14 @@ impl AppState {
 /// The one HTTP client for Clerk (JWKS and Backend API).
 ///
 /// # Errors
-/// `Error::Runtime` when the client cannot be built.
+/// `Error::HttpClient` when the client cannot be built.
 pub fn api_client(config: &Config) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .timeout(config.clerk.api_timeout)
         .connect_timeout(config.clerk.api_timeout)
         .user_agent(concat!("clerk-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::Runtime(format!("HTTP client: {e}")))
+        .map_err(Error::HttpClient)
 }
 
 /// The Backend API client, when a secret key is configured.

@@ -45,6 +45,14 @@ struct KeySet {
     loaded_at_ms: i64,
 }
 
+/// Why the key store could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    /// The PEM `jwt_key` is not a usable RSA public key.
+    #[error("jwt_key: {0}")]
+    Pem(#[source] jsonwebtoken::errors::Error),
+}
+
 /// Why a JWKS fetch failed (for logs; requests only ever see a `Reason`).
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -59,9 +67,15 @@ pub enum JwksError {
         /// Clerk's error code, e.g. `clerk_key_invalid`.
         code: Option<String>,
     },
-    /// The document is too large or not a JWKS.
+    /// The document is larger than 1 MiB.
+    #[error("invalid JWKS: document larger than 1 MiB")]
+    TooLarge,
+    /// The document is not a JWKS.
     #[error("invalid JWKS: {0}")]
-    Invalid(String),
+    NotJwks(#[source] serde_json::Error),
+    /// The document has no key the gateway can use.
+    #[error("invalid JWKS: no usable RSA signing keys")]
+    NoUsableKeys,
 }
 
 /// The key cache.
@@ -79,13 +93,13 @@ impl KeyStore {
     /// Builds the store; a PEM source is loaded at once, a JWKS source by `load_until_ready`.
     ///
     /// # Errors
-    /// A message when the PEM key cannot be parsed.
+    /// `KeyStoreError::Pem` when the PEM key cannot be parsed.
     pub fn new(
         source: &KeySource,
         client: reqwest::Client,
         clock: Clock,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeyStoreError> {
         let store = |current, fetcher| KeyStore {
             current: ArcSwapOption::new(current),
             fetcher,
@@ -97,7 +111,7 @@ impl KeyStore {
         };
         match source {
             KeySource::Pem(pem) => {
-                let key = DecodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| format!("jwt_key: {e}"))?;
+                let key = DecodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(KeyStoreError::Pem)?;
                 let set = KeySet {
                     by_kid: HashMap::new(),
                     any: Some(Arc::new(VerifyKey { alg: Algorithm::RS256, key })),
@@ -260,7 +274,7 @@ impl Fetcher {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(JwksError::Invalid("document larger than 1 MiB".into()));
+                return Err(JwksError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
@@ -271,10 +285,10 @@ impl Fetcher {
                 .map(|e| e.code);
             return Err(JwksError::Status { status: status.as_u16(), code });
         }
-        let document: JwksDocument = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid(e.to_string()))?;
+        let document: JwksDocument = serde_json::from_slice(&body).map_err(JwksError::NotJwks)?;
         let keys: HashMap<_, _> = document.keys.iter().filter_map(parse_jwk).collect();
         if keys.is_empty() {
-            return Err(JwksError::Invalid("no usable RSA signing keys".into()));
+            return Err(JwksError::NoUsableKeys);
         }
         Ok(keys)
     }

@@ -47,9 +47,18 @@ pub enum ApiError {
     /// A non-2xx answer without Clerk's error shape.
     #[error("HTTP {0}")]
     Status(u16),
-    /// A 2xx answer that is not what the endpoint returns.
+    /// A 2xx answer that is not JSON.
     #[error("unexpected response: {0}")]
-    Invalid(String),
+    Json(#[source] serde_json::Error),
+    /// A 2xx answer without what the endpoint returns.
+    #[error("unexpected response: {0}")]
+    Shape(&'static str),
+    /// `api_url` cannot take the endpoint's path.
+    #[error("api_url: {0}")]
+    Url(#[source] url::ParseError),
+    /// `api_url` cannot have path segments (`data:` and the like).
+    #[error("api_url cannot be a base")]
+    NotABase,
     /// A Clerk object that cannot be read.
     #[error("unexpected response: {0}")]
     Model(#[from] ModelError),
@@ -101,10 +110,7 @@ impl ClerkApi {
     /// `ApiError` for anything but a user or a 404.
     pub async fn user(&self, id: &str) -> Result<Option<User>, ApiError> {
         let mut url = self.url("v1/users/")?;
-        url.path_segments_mut()
-            .map_err(|_| ApiError::Invalid("api_url cannot be a base".into()))?
-            .pop_if_empty()
-            .push(id);
+        url.path_segments_mut().map_err(|()| ApiError::NotABase)?.pop_if_empty().push(id);
         match self.get_json(url).await? {
             None => Ok(None),
             Some(json) => Ok(Some(User::from_json(&json)?)),
@@ -134,7 +140,7 @@ impl ClerkApi {
             }
         }
         let json = self.get_json(url).await?.ok_or(ApiError::Status(404))?;
-        let items = json.as_array().ok_or_else(|| ApiError::Invalid("expected a JSON array of users".into()))?;
+        let items = json.as_array().ok_or_else(|| ApiError::Shape("expected a JSON array of users"))?;
         Ok(items
             .iter()
             .filter_map(|item| match User::from_json(item) {
@@ -153,7 +159,7 @@ impl ClerkApi {
     /// `ApiError` when the count cannot be fetched.
     pub async fn user_count(&self) -> Result<u64, ApiError> {
         let json = self.get_json(self.url("v1/users/count")?).await?.ok_or(ApiError::Status(404))?;
-        json.get("total_count").and_then(Value::as_u64).ok_or_else(|| ApiError::Invalid("no total_count".into()))
+        json.get("total_count").and_then(Value::as_u64).ok_or_else(|| ApiError::Shape("no total_count"))
     }
 
     /// `GET /v1/clients/handshake_payload?nonce=…`: the `Set-Cookie` directives of a
@@ -171,11 +177,9 @@ impl ClerkApi {
         if !status.is_success() {
             return Err(clerk_error(status, &body));
         }
-        let json: Value = serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(e.to_string()))?;
-        let directives = json
-            .get("directives")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::Invalid("no directives".into()))?;
+        let json: Value = serde_json::from_slice(&body).map_err(ApiError::Json)?;
+        let directives =
+            json.get("directives").and_then(Value::as_array).ok_or_else(|| ApiError::Shape("no directives"))?;
         Ok(directives.iter().filter_map(Value::as_str).map(str::to_owned).collect())
     }
 
@@ -185,11 +189,7 @@ impl ClerkApi {
     /// `ApiError` when Clerk refuses or cannot be reached.
     pub async fn revoke_session(&self, session_id: &str) -> Result<(), ApiError> {
         let mut url = self.url("v1/sessions/")?;
-        url.path_segments_mut()
-            .map_err(|_| ApiError::Invalid("api_url cannot be a base".into()))?
-            .pop_if_empty()
-            .push(session_id)
-            .push("revoke");
+        url.path_segments_mut().map_err(|()| ApiError::NotABase)?.pop_if_empty().push(session_id).push("revoke");
         let response = self.authed(Method::POST, url).send().await?;
         let status = response.status();
         if status.is_success() {
@@ -208,7 +208,7 @@ impl ClerkApi {
     }
 
     fn url(&self, path: &str) -> Result<Url, ApiError> {
-        self.base.join(path).map_err(|e| ApiError::Invalid(format!("api_url: {e}")))
+        self.base.join(path).map_err(ApiError::Url)
     }
 
     /// GETs JSON with retries; `None` on 404.
@@ -247,7 +247,7 @@ impl ClerkApi {
             if !status.is_success() {
                 return Err(clerk_error(status, &body));
             }
-            return serde_json::from_slice(&body).map(Some).map_err(|e| ApiError::Invalid(e.to_string()));
+            return serde_json::from_slice(&body).map(Some).map_err(ApiError::Json);
         }
     }
 }

@@ -39,8 +39,8 @@ pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
                 value["memberships"] = serde_json::to_value(memberships).unwrap_or(Value::Null);
                 value
             }
-            Some(StoredUser::Deleted) => return Err(Error::NotFound(format!("user {id} was deleted"))),
-            None => return Err(Error::NotFound(format!("user {id} is not in the mirror"))),
+            Some(StoredUser::Deleted) => return Err(Error::UserAbsent { id, deleted: true }),
+            None => return Err(Error::UserAbsent { id, deleted: false }),
         },
     };
     println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
@@ -64,7 +64,7 @@ pub async fn sync(config_path: &Path) -> Result<(), Error> {
     let clock = Clock::System;
     let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
     let mut progress = Bar::new();
-    let report = sweep::sweep(&api, &mirror, &clock, &mut progress).await.map_err(|e| Error::Runtime(e.to_string()));
+    let report = sweep::sweep(&api, &mirror, &clock, &mut progress).await;
     progress.finish();
     let report = report?;
     println!(

@@ -101,7 +101,7 @@ pub fn execute(cli: Cli) -> ExitCode {
     // `run` starts (see `server::serve_on_workers`).
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&Error::Runtime(format!("cannot start the runtime: {e}"))),
+        Err(e) => return fail(&Error::io("cannot start the runtime")(e)),
     };
     let result = match cli.command {
         Command::Run { config } => runtime.block_on(run(&config_path(config))),

@@ -16,10 +16,10 @@ pub const KID: &str = "ins_demo";
 /// A fresh Svix-style signing secret (`whsec_` + 24 random bytes, base64).
 ///
 /// # Errors
-/// `Error::Runtime` if the system has no randomness to give.
+/// `Error::Crypto` if the system has no randomness to give.
 pub fn webhook_secret() -> Result<String, Error> {
     let mut bytes = [0u8; 24];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Runtime("no randomness for the webhook secret".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(Error::crypto("no randomness for the webhook secret"))?;
     Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
 }
 
@@ -32,10 +32,9 @@ impl DemoKey {
     /// Generates a new key.
     ///
     /// # Errors
-    /// `Error::Runtime` if the system cannot generate a key.
+    /// `Error::Crypto` if the system cannot generate a key.
     pub fn generate() -> Result<Self, Error> {
-        let pair =
-            KeyPair::generate(KeySize::Rsa2048).map_err(|_| Error::Runtime("cannot generate an RSA key".into()))?;
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(Error::crypto("cannot generate an RSA key"))?;
         Ok(DemoKey { pair })
     }
 
@@ -50,7 +49,7 @@ impl DemoKey {
     /// Signs `claims` as an RS256 session token.
     ///
     /// # Errors
-    /// `Error::Runtime` if signing fails.
+    /// `Error::Crypto` if signing fails.
     pub fn sign(&self, claims: &Value) -> Result<String, Error> {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": KID});
         let input =
@@ -58,7 +57,7 @@ impl DemoKey {
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
             .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
-            .map_err(|_| Error::Runtime("cannot sign the demo token".into()))?;
+            .map_err(Error::crypto("cannot sign the demo token"))?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }

@@ -40,7 +40,7 @@ pub async fn run(listen: SocketAddr) -> Result<(), Error> {
     let admin = bind_loopback().await?;
     let proxy_addr = local_addr(&proxy)?;
     let admin_addr = local_addr(&admin)?;
-    let dir = tempfile::tempdir().map_err(|e| Error::Runtime(format!("temporary directory: {e}")))?;
+    let dir = tempfile::tempdir().map_err(Error::io("temporary directory"))?;
     let mirror = dir.path().join("mirror.db");
     let webhook_secret = keys::webhook_secret()?;
     let vars = HashMap::from([
@@ -68,7 +68,7 @@ pub async fn run(listen: SocketAddr) -> Result<(), Error> {
     print_curl_lines(proxy_addr, &samples);
     println!("Serving until Ctrl-C.");
 
-    let result = gateway.await.map_err(|e| Error::Runtime(e.to_string()))?;
+    let result = gateway.await?;
     drop(dir);
     result
 }
@@ -92,7 +92,7 @@ struct SignedDelivery {
 
 impl SignedDelivery {
     fn sign(secret: &str, id: &str, timestamp: i64, event: &Value) -> Result<SignedDelivery, Error> {
-        let verifier = crate::webhook::svix::Verifier::new(secret).map_err(Error::Runtime)?;
+        let verifier = crate::webhook::svix::Verifier::new(secret)?;
         let body = event.to_string();
         let signature = verifier.signature_header(id, timestamp, body.as_bytes());
         Ok(SignedDelivery { id: id.to_owned(), timestamp, signature, body })
@@ -261,18 +261,19 @@ async fn bind_loopback() -> Result<TcpListener, Error> {
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
-    listener.local_addr().map_err(|e| Error::Runtime(e.to_string()))
+    listener.local_addr().map_err(Error::io("the listener's address"))
 }
 
 async fn wait_until_ready(admin: SocketAddr) -> Result<(), Error> {
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| Error::Runtime(e.to_string()))?;
+    let client = reqwest::Client::builder().no_proxy().build().map_err(Error::HttpClient)?;
+    let step = Duration::from_millis(50);
     for _ in 0..100 {
         if let Ok(response) = client.get(format!("http://{admin}/readyz")).send().await
             && response.status().is_success()
         {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(step).await;
     }
-    Err(Error::Runtime("the demo gateway did not become ready within 5 s".into()))
+    Err(Error::NotReady { waited: step * 100 })
 }

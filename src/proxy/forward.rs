@@ -18,18 +18,23 @@ use crate::reject::Reject;
 /// The upstream client: pooled keep-alive HTTP/1.1, plain or TLS.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
+/// The upstream client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS roots for https upstreams: {0}")]
+pub struct ClientError(#[source] rustls::Error);
+
 /// Builds the one upstream client.
 ///
 /// # Errors
-/// A message when the platform's TLS roots cannot be set up.
-pub fn client(connect_timeout: Duration) -> Result<HttpClient, String> {
+/// `ClientError` when the platform's TLS roots cannot be set up.
+pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
-        .map_err(|e| format!("TLS roots for https upstreams: {e}"))?
+        .map_err(ClientError)?
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);

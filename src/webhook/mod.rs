@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::mirror::{Applied, Delivery, Effect};
 use crate::reject::Reject;
 use crate::users::Directory;
-use svix::Verifier;
+use svix::{SecretError, Verifier};
 
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -57,8 +57,8 @@ impl WebhookEndpoint {
     /// An endpoint at `path` verifying with `signing_secret`.
     ///
     /// # Errors
-    /// A message when the secret is unusable.
-    pub fn new(path: &str, signing_secret: &str) -> Result<WebhookEndpoint, String> {
+    /// `SecretError` when the secret is unusable.
+    pub fn new(path: &str, signing_secret: &str) -> Result<WebhookEndpoint, SecretError> {
         Ok(WebhookEndpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)? })
     }
 

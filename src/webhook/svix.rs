@@ -32,6 +32,17 @@ impl Rejection {
     }
 }
 
+/// Why a signing secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Not standard base64 after the `whsec_` prefix.
+    #[error("the signing secret is not base64: {0}")]
+    NotBase64(#[source] base64::DecodeError),
+    /// Nothing after the prefix.
+    #[error("the signing secret is empty")]
+    Empty,
+}
+
 /// The signing key.
 pub struct Verifier {
     key: hmac::Key,
@@ -50,12 +61,12 @@ impl Verifier {
     /// A verifier for `secret` (`whsec_` + standard base64; the prefix is optional).
     ///
     /// # Errors
-    /// A message when the secret is empty or not base64.
-    pub fn new(secret: &str) -> Result<Self, String> {
+    /// `SecretError` when the secret is empty or not base64.
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
         let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-        let key = STANDARD.decode(encoded).map_err(|_| "the signing secret is not base64".to_owned())?;
+        let key = STANDARD.decode(encoded).map_err(SecretError::NotBase64)?;
         if key.is_empty() {
-            return Err("the signing secret is empty".into());
+            return Err(SecretError::Empty);
         }
         Ok(Verifier { key: hmac::Key::new(hmac::HMAC_SHA256, &key) })
     }

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::cookies::{DEV_BROWSER, HANDSHAKE, HANDSHAKE_NONCE, SESSION, directive_name_value};
 use crate::auth::jwks::KeyStore;
-use crate::auth::token;
-use crate::clerk_api::{CLERK_API_VERSION, ClerkApi};
+use crate::auth::{Reason, token};
+use crate::clerk_api::{ApiError, CLERK_API_VERSION, ClerkApi};
 
 /// Query parameters Clerk removes from the URL the browser comes back to.
 const HANDSHAKE_HELP: &str = "__clerk_help";
@@ -79,6 +79,27 @@ fn set_query(url: &mut Url, pairs: &[(String, String)]) {
     }
 }
 
+/// Why a handshake that came back could not be resolved (the request then carries on as
+/// if there had been none).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// A nonce came back, but there is no secret key to redeem it with.
+    #[error("a handshake nonce needs the secret key to redeem")]
+    NoSecretKey,
+    /// The Backend API would not hand over the nonce's payload.
+    #[error("handshake payload: {0}")]
+    Payload(#[source] ApiError),
+    /// The handshake JWT does not verify.
+    #[error("handshake token: {0}")]
+    Token(Reason),
+    /// The handshake JWT verified but carries no directives.
+    #[error("handshake token without directives")]
+    NoDirectives,
+    /// Neither a nonce nor a JWT.
+    #[error("no handshake")]
+    Nothing,
+}
+
 /// A resolved handshake: the cookies to set, and the session token among them.
 pub struct Resolved {
     /// Every directive, as `Set-Cookie` values.
@@ -90,21 +111,21 @@ pub struct Resolved {
 /// Turns a nonce (via the Backend API) or a handshake JWT into directives.
 ///
 /// # Errors
-/// A message when the payload cannot be fetched, the JWT does not verify, or nothing
+/// `HandshakeError` when the payload cannot be fetched, the JWT does not verify, or nothing
 /// usable came back; the caller then carries on as if there had been no handshake.
 pub async fn resolve(
     api: Option<&ClerkApi>,
     keys: &Arc<KeyStore>,
     nonce: Option<&str>,
     jwt: Option<&str>,
-) -> Result<Resolved, String> {
+) -> Result<Resolved, HandshakeError> {
     let directives = match (nonce, jwt) {
         (Some(nonce), _) => {
-            let api = api.ok_or("a handshake nonce needs the secret key to redeem")?;
-            api.handshake_payload(nonce).await.map_err(|e| format!("handshake payload: {e}"))?
+            let api = api.ok_or(HandshakeError::NoSecretKey)?;
+            api.handshake_payload(nonce).await.map_err(HandshakeError::Payload)?
         }
         (None, Some(jwt)) => verify_handshake_jwt(keys, jwt).await?,
-        (None, None) => return Err("no handshake".into()),
+        (None, None) => return Err(HandshakeError::Nothing),
     };
     let mut cookies = Vec::with_capacity(directives.len());
     let mut session_token = String::new();
@@ -122,11 +143,11 @@ pub async fn resolve(
 
 /// Checks a handshake JWT (header, algorithm, signature with the instance keys; no time
 /// claims, as in Clerk's SDK) and returns its `handshake` directives.
-async fn verify_handshake_jwt(keys: &Arc<KeyStore>, jwt: &str) -> Result<Vec<String>, String> {
-    let parsed = token::parse(jwt).map_err(|r| format!("handshake token: {}", r.as_str()))?;
-    let key = keys.resolve(parsed.kid.as_deref()).await.map_err(|r| format!("handshake token: {}", r.as_str()))?;
-    token::verify_signature(&parsed, &key).map_err(|r| format!("handshake token: {}", r.as_str()))?;
-    let list = parsed.claims.get("handshake").and_then(Value::as_array).ok_or("handshake token without directives")?;
+async fn verify_handshake_jwt(keys: &Arc<KeyStore>, jwt: &str) -> Result<Vec<String>, HandshakeError> {
+    let parsed = token::parse(jwt).map_err(HandshakeError::Token)?;
+    let key = keys.resolve(parsed.kid.as_deref()).await.map_err(HandshakeError::Token)?;
+    token::verify_signature(&parsed, &key).map_err(HandshakeError::Token)?;
+    let list = parsed.claims.get("handshake").and_then(Value::as_array).ok_or(HandshakeError::NoDirectives)?;
     Ok(list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
 }
 

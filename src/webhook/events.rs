@@ -4,8 +4,22 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::clerk_api::model::{Organization, OrganizationMembership, User};
+use crate::clerk_api::model::{ModelError, Organization, OrganizationMembership, User};
 use crate::mirror::Write;
+
+/// Why a verified body is an `invalid-payload`.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or no `type` / `data`.
+    #[error("envelope: {0}")]
+    Envelope(#[source] serde_json::Error),
+    /// A known type whose `data` is not the Clerk object it should be.
+    #[error(transparent)]
+    Object(#[from] ModelError),
+    /// A deletion or revocation without the id it is about.
+    #[error("data.{0} missing")]
+    MissingId(&'static str),
+}
 
 /// A parsed delivery body.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,40 +43,35 @@ struct RawEnvelope {
 /// Parses a verified body.
 ///
 /// # Errors
-/// A message for `invalid-payload`: not JSON, no `type` / `data`, or a known type whose
-/// data is malformed.
-pub fn parse(body: &[u8]) -> Result<Envelope, String> {
-    let raw: RawEnvelope = serde_json::from_slice(body).map_err(|e| format!("envelope: {e}"))?;
+/// `EventError`: not JSON, no `type` / `data`, or a known type whose data is malformed.
+pub fn parse(body: &[u8]) -> Result<Envelope, EventError> {
+    let raw: RawEnvelope = serde_json::from_slice(body).map_err(EventError::Envelope)?;
     let data = &raw.data;
     let write = match raw.event_type.as_str() {
-        "user.created" | "user.updated" => Write::UpsertUser(User::from_json(data).map_err(|e| e.to_string())?.into()),
+        "user.created" | "user.updated" => Write::UpsertUser(User::from_json(data)?.into()),
         "user.deleted" => Write::DeleteUser { id: id_field(data, "id")? },
         "session.revoked" | "session.ended" | "session.removed" => Write::RevokeSession {
             session_id: id_field(data, "id")?,
             user_id: data.get("user_id").and_then(Value::as_str).map(str::to_owned),
         },
-        "organization.created" | "organization.updated" => {
-            Write::UpsertOrg(Organization::from_json(data).map_err(|e| e.to_string())?.into())
-        }
+        "organization.created" | "organization.updated" => Write::UpsertOrg(Organization::from_json(data)?.into()),
         "organization.deleted" => Write::DeleteOrg { id: id_field(data, "id")? },
         "organizationMembership.created" | "organizationMembership.updated" => {
-            Write::UpsertMembership(OrganizationMembership::from_json(data).map_err(|e| e.to_string())?.into())
+            Write::UpsertMembership(OrganizationMembership::from_json(data)?.into())
         }
-        "organizationMembership.deleted" => {
-            Write::DeleteMembership(OrganizationMembership::from_json(data).map_err(|e| e.to_string())?.into())
-        }
+        "organizationMembership.deleted" => Write::DeleteMembership(OrganizationMembership::from_json(data)?.into()),
         _ => Write::Nothing,
     };
     let timestamp_ms = raw.timestamp.map(|t| if t < 1_000_000_000_000 { t.saturating_mul(1000) } else { t });
     Ok(Envelope { event_type: raw.event_type, timestamp_ms, write })
 }
 
-fn id_field(data: &Value, key: &str) -> Result<String, String> {
+fn id_field(data: &Value, key: &'static str) -> Result<String, EventError> {
     data.get(key)
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .ok_or_else(|| format!("data.{key} missing"))
+        .ok_or(EventError::MissingId(key))
 }
 
 #[cfg(test)]

@@ -91,10 +91,10 @@ async fn process(
     record.path.clone_from(&path);
     if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
         record.route = Some(state.routes.routes().len());
-        return endpoint.handle(request, &state.users, &state.clock, &state.metrics).await;
+        return Ok(endpoint.handle(request, &state.users, &state.clock, &state.metrics).await?);
     }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
-        return fapi.forward(client, peer, request, &path).await;
+        return Ok(fapi.forward(client, peer, request, &path).await?);
     }
     if let Some(endpoint) =
         state.auth_endpoints.as_deref().and_then(|prefix| auth_endpoints::AuthEndpoint::at(prefix, &path))

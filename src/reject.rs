@@ -8,6 +8,8 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::auth::Reason;
 use crate::auth::policy::Rule;
 use crate::body::{self, Body};
+use crate::proxy::ForwardError;
+use crate::webhook::{Refusal, WebhookError};
 
 /// An answer the gateway gives instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,28 @@ impl Reject {
     }
 }
 
+impl From<ForwardError> for Reject {
+    fn from(error: ForwardError) -> Reject {
+        match error {
+            ForwardError::InvalidPath => Reject::BadRequest("invalid-path"),
+            ForwardError::PayloadTooLarge => Reject::PayloadTooLarge,
+            ForwardError::BadGateway => Reject::BadGateway,
+            ForwardError::GatewayTimeout => Reject::GatewayTimeout,
+        }
+    }
+}
+
+impl From<WebhookError> for Reject {
+    fn from(error: WebhookError) -> Reject {
+        match error {
+            WebhookError::MethodNotAllowed => Reject::MethodNotAllowed("POST"),
+            WebhookError::Refused(Refusal::TooLarge) => Reject::PayloadTooLarge,
+            WebhookError::Refused(refusal) => Reject::WebhookRejected(refusal.as_str()),
+            WebhookError::NotStored => Reject::Internal,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +169,26 @@ mod tests {
         }
         assert_eq!(Reject::Forbidden(Rule::OrgRole).body(), r#"{"error":"forbidden","rule":"org_role"}"#);
         assert_eq!(Reject::MethodNotAllowed("POST").into_response().headers()[ALLOW], "POST");
+    }
+
+    #[test]
+    fn proxy_and_webhook_errors_map_to_their_answers() {
+        let forwarded = [
+            (ForwardError::InvalidPath, 400),
+            (ForwardError::PayloadTooLarge, 413),
+            (ForwardError::BadGateway, 502),
+            (ForwardError::GatewayTimeout, 504),
+        ];
+        for (error, status) in forwarded {
+            assert_eq!(Reject::from(error).status(), status, "{error:?}");
+        }
+        assert_eq!(Reject::from(ForwardError::InvalidPath), Reject::BadRequest("invalid-path"));
+        assert_eq!(Reject::from(WebhookError::MethodNotAllowed), Reject::MethodNotAllowed("POST"));
+        assert_eq!(Reject::from(WebhookError::Refused(Refusal::TooLarge)), Reject::PayloadTooLarge);
+        assert_eq!(
+            Reject::from(WebhookError::Refused(Refusal::StaleTimestamp)),
+            Reject::WebhookRejected("stale-timestamp")
+        );
+        assert_eq!(Reject::from(WebhookError::NotStored), Reject::Internal);
     }
 }

@@ -25,7 +25,8 @@ use crate::proxy::frontend::FrontendApiProxy;
 use crate::proxy::{HttpClient, forward};
 use crate::router::RouteTable;
 use crate::users::{Directory, DirectorySettings};
-use crate::webhook::{self, WebhookEndpoint};
+use crate::webhook::events::EventKind;
+use crate::webhook::{Outcome, Refusal, WebhookEndpoint};
 
 /// Shared state of a running gateway.
 pub struct AppState {
@@ -72,9 +73,9 @@ impl AppState {
             routes: config.routes.iter().map(route_label).collect(),
             webhook_route: config.webhook.as_ref().map(|w| w.path.clone()),
             auth_outcomes: Decision::metric_names(),
-            webhook_types: webhook::METRIC_TYPES,
-            webhook_outcomes: webhook::METRIC_OUTCOMES,
-            webhook_rejections: webhook::REJECTIONS,
+            webhook_types: EventKind::NAMES,
+            webhook_outcomes: Outcome::NAMES,
+            webhook_rejections: Refusal::NAMES,
         }));
         let api_client = api_client(config)?;
         let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())?;

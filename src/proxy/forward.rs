@@ -13,10 +13,22 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::request_body::{BodyTooLarge, RequestBody};
 use crate::config::{Route, Upstream};
-use crate::reject::Reject;
 
 /// The upstream client: pooled keep-alive HTTP/1.1, plain or TLS.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Why a request could not be forwarded; `reject` turns each into the gateway's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The path cannot be sent upstream as it is (400).
+    InvalidPath,
+    /// The body passed the route's `max_body` while streaming (413).
+    PayloadTooLarge,
+    /// The upstream refused, reset, or answered nonsense (502).
+    BadGateway,
+    /// The upstream did not answer in time (504).
+    GatewayTimeout,
+}
 
 /// The upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +59,7 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
 
 /// The path the upstream receives: the normalized request path, without the route prefix
 /// when `strip_prefix` is set, under the upstream's base path, plus the original query.
-pub fn upstream_uri(upstream: &Upstream, route: &Route, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
+pub fn upstream_uri(upstream: &Upstream, route: &Route, path: &str, query: Option<&str>) -> Result<Uri, ForwardError> {
     let path = if route.strip_prefix { strip_prefix(&route.path, path) } else { path };
     let mut target = String::with_capacity(upstream.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
     target.push_str(&upstream.base_path);
@@ -56,13 +68,13 @@ pub fn upstream_uri(upstream: &Upstream, route: &Route, path: &str, query: Optio
         target.push('?');
         target.push_str(query);
     }
-    let path_and_query = PathAndQuery::try_from(target).map_err(|_| Reject::BadRequest("invalid-path"))?;
+    let path_and_query = PathAndQuery::try_from(target).map_err(|_| ForwardError::InvalidPath)?;
     Uri::builder()
         .scheme(upstream.scheme.clone())
         .authority(upstream.authority.clone())
         .path_and_query(path_and_query)
         .build()
-        .map_err(|_| Reject::BadRequest("invalid-path"))
+        .map_err(|_| ForwardError::InvalidPath)
 }
 
 /// `path` without `prefix` (which it is known to match), always starting with `/`.
@@ -82,17 +94,17 @@ pub async fn send(
     client: &HttpClient,
     mut request: Request<RequestBody>,
     timeout: Duration,
-) -> Result<Response<Incoming>, Reject> {
+) -> Result<Response<Incoming>, ForwardError> {
     *request.version_mut() = Version::HTTP_11;
     match tokio::time::timeout(timeout, client.request(request)).await {
-        Err(_) => Err(Reject::GatewayTimeout),
+        Err(_) => Err(ForwardError::GatewayTimeout),
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => {
             if caused_by::<BodyTooLarge>(&error) {
-                return Err(Reject::PayloadTooLarge);
+                return Err(ForwardError::PayloadTooLarge);
             }
             tracing::warn!(error = %error_chain(&error), "upstream request failed");
-            Err(Reject::BadGateway)
+            Err(ForwardError::BadGateway)
         }
     }
 }

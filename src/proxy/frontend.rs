@@ -11,12 +11,11 @@ use hyper::body::Incoming;
 use reqwest::Url;
 
 use super::HttpClient;
-use super::forward::send;
+use super::forward::{ForwardError, send};
 use super::headers::{self, Peer};
 use super::request_body::RequestBody;
 use crate::body::{self, Body};
 use crate::config::Secret;
-use crate::reject::Reject;
 use crate::router::prefix_matches;
 
 static CLERK_PROXY_URL: HeaderName = HeaderName::from_static("clerk-proxy-url");
@@ -28,12 +27,12 @@ const FAPI_TIMEOUT: Duration = Duration::from_secs(30);
 /// The Frontend API URL for `rest` (the path below the proxy prefix): always the base's own
 /// scheme and host, the path appended below the base's. `Url::join` is not used on purpose:
 /// `/__clerk/http:evil.example/x` would join to another host.
-fn target_url(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, Reject> {
+fn target_url(base: &Url, rest: &str, query: Option<&str>) -> Result<Url, ForwardError> {
     let mut target = base.clone();
     target.set_path(&format!("{}{}", base.path(), rest.trim_start_matches('/')));
     target.set_query(query);
     if target.origin() != base.origin() {
-        return Err(Reject::BadRequest("invalid-path"));
+        return Err(ForwardError::InvalidPath);
     }
     Ok(target)
 }
@@ -81,13 +80,13 @@ impl FrontendApiProxy {
         peer: &Peer,
         mut request: Request<Incoming>,
         path: &str,
-    ) -> Result<Response<Body>, Reject> {
+    ) -> Result<Response<Body>, ForwardError> {
         let target = target_url(&self.base, path.get(self.prefix.len()..).unwrap_or(""), request.uri().query())?;
-        let uri: Uri = target.as_str().parse().map_err(|_| Reject::BadRequest("invalid-path"))?;
-        let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(Reject::BadGateway)?;
+        let uri: Uri = target.as_str().parse().map_err(|_| ForwardError::InvalidPath)?;
+        let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(ForwardError::BadGateway)?;
         let headers = request.headers_mut();
         headers::set_forwarded(headers, peer, None);
-        headers.insert(HOST, HeaderValue::try_from(host).map_err(|_| Reject::BadGateway)?);
+        headers.insert(HOST, HeaderValue::try_from(host).map_err(|_| ForwardError::BadGateway)?);
         if let Some(url) = &self.proxy_url {
             headers.insert(CLERK_PROXY_URL.clone(), url.clone());
         }

@@ -17,8 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{self, Body};
 use crate::config::Route;
-use crate::reject::Reject;
-pub use forward::HttpClient;
+pub use forward::{ForwardError, HttpClient};
 use headers::Peer;
 use request_body::RequestBody;
 
@@ -44,12 +43,13 @@ pub struct Target<'a> {
 /// upstream's response with the time its head took.
 ///
 /// # Errors
-/// A `Reject` for an unusable path, a body over the limit, or an unreachable or slow upstream.
+/// A `ForwardError` for an unusable path, a body over the limit, or an unreachable or slow
+/// upstream.
 pub async fn forward(
     client: &HttpClient,
     mut request: Request<Incoming>,
     target: Target<'_>,
-) -> Result<(Response<Body>, Duration), Reject> {
+) -> Result<(Response<Body>, Duration), ForwardError> {
     // Only WebSocket upgrades pass: an h2c upgrade would hand the client an HTTP/2 tunnel
     // to the upstream that no later request in it is checked on.
     let client_upgrade = match target.upgrade {
@@ -82,12 +82,12 @@ pub async fn forward(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some((protocol, client_upgrade)) = client_upgrade else {
             tracing::warn!("upstream switched protocols without being asked to");
-            return Err(Reject::BadGateway);
+            return Err(ForwardError::BadGateway);
         };
         let answered = response.headers().get(http::header::UPGRADE);
         if !answered.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(protocol.as_bytes())) {
             tracing::warn!("upstream switched to another protocol than the one asked for");
-            return Err(Reject::BadGateway);
+            return Err(ForwardError::BadGateway);
         }
         upgrade::splice(client_upgrade, &mut response, target.tunnels);
     } else {

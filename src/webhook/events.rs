@@ -21,10 +21,110 @@ pub enum EventError {
     MissingId(&'static str),
 }
 
+/// The event types the gateway tells apart (in metrics and in what it asks of the mirror);
+/// every other type is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `user.created`.
+    UserCreated,
+    /// `user.updated`.
+    UserUpdated,
+    /// `user.deleted`.
+    UserDeleted,
+    /// `session.revoked`.
+    SessionRevoked,
+    /// `session.ended`.
+    SessionEnded,
+    /// `session.removed`.
+    SessionRemoved,
+    /// `organization.created`.
+    OrganizationCreated,
+    /// `organization.updated`.
+    OrganizationUpdated,
+    /// `organization.deleted`.
+    OrganizationDeleted,
+    /// `organizationMembership.created`.
+    MembershipCreated,
+    /// `organizationMembership.updated`.
+    MembershipUpdated,
+    /// `organizationMembership.deleted`.
+    MembershipDeleted,
+    /// Anything else (`email.created`, …).
+    Other,
+}
+
+impl EventKind {
+    /// Every kind, in discriminant order.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::UserCreated,
+        EventKind::UserUpdated,
+        EventKind::UserDeleted,
+        EventKind::SessionRevoked,
+        EventKind::SessionEnded,
+        EventKind::SessionRemoved,
+        EventKind::OrganizationCreated,
+        EventKind::OrganizationUpdated,
+        EventKind::OrganizationDeleted,
+        EventKind::MembershipCreated,
+        EventKind::MembershipUpdated,
+        EventKind::MembershipDeleted,
+        EventKind::Other,
+    ];
+
+    /// The metric label of every kind, in `ALL` order.
+    pub const NAMES: &'static [&'static str] = &[
+        EventKind::UserCreated.as_str(),
+        EventKind::UserUpdated.as_str(),
+        EventKind::UserDeleted.as_str(),
+        EventKind::SessionRevoked.as_str(),
+        EventKind::SessionEnded.as_str(),
+        EventKind::SessionRemoved.as_str(),
+        EventKind::OrganizationCreated.as_str(),
+        EventKind::OrganizationUpdated.as_str(),
+        EventKind::OrganizationDeleted.as_str(),
+        EventKind::MembershipCreated.as_str(),
+        EventKind::MembershipUpdated.as_str(),
+        EventKind::MembershipDeleted.as_str(),
+        EventKind::Other.as_str(),
+    ];
+
+    /// Clerk's type name (`other` for `Other`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::UserCreated => "user.created",
+            EventKind::UserUpdated => "user.updated",
+            EventKind::UserDeleted => "user.deleted",
+            EventKind::SessionRevoked => "session.revoked",
+            EventKind::SessionEnded => "session.ended",
+            EventKind::SessionRemoved => "session.removed",
+            EventKind::OrganizationCreated => "organization.created",
+            EventKind::OrganizationUpdated => "organization.updated",
+            EventKind::OrganizationDeleted => "organization.deleted",
+            EventKind::MembershipCreated => "organizationMembership.created",
+            EventKind::MembershipUpdated => "organizationMembership.updated",
+            EventKind::MembershipDeleted => "organizationMembership.deleted",
+            EventKind::Other => "other",
+        }
+    }
+
+    /// The kind of a `type` as Clerk sends it.
+    pub fn of(event_type: &str) -> EventKind {
+        let known = &EventKind::ALL[..EventKind::ALL.len() - 1];
+        known.iter().copied().find(|kind| kind.as_str() == event_type).unwrap_or(EventKind::Other)
+    }
+
+    /// Position in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A parsed delivery body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
-    /// `type`, e.g. `user.updated`.
+    /// What kind of event it is.
+    pub kind: EventKind,
+    /// `type` as sent, e.g. `user.updated`.
     pub event_type: String,
     /// The envelope `timestamp` in milliseconds (Clerk sends ms; seconds are accepted).
     pub timestamp_ms: Option<i64>,
@@ -47,23 +147,26 @@ struct RawEnvelope {
 pub fn parse(body: &[u8]) -> Result<Envelope, EventError> {
     let raw: RawEnvelope = serde_json::from_slice(body).map_err(EventError::Envelope)?;
     let data = &raw.data;
-    let write = match raw.event_type.as_str() {
-        "user.created" | "user.updated" => Write::UpsertUser(User::from_json(data)?.into()),
-        "user.deleted" => Write::DeleteUser { id: id_field(data, "id")? },
-        "session.revoked" | "session.ended" | "session.removed" => Write::RevokeSession {
+    let kind = EventKind::of(&raw.event_type);
+    let write = match kind {
+        EventKind::UserCreated | EventKind::UserUpdated => Write::UpsertUser(User::from_json(data)?.into()),
+        EventKind::UserDeleted => Write::DeleteUser { id: id_field(data, "id")? },
+        EventKind::SessionRevoked | EventKind::SessionEnded | EventKind::SessionRemoved => Write::RevokeSession {
             session_id: id_field(data, "id")?,
             user_id: data.get("user_id").and_then(Value::as_str).map(str::to_owned),
         },
-        "organization.created" | "organization.updated" => Write::UpsertOrg(Organization::from_json(data)?.into()),
-        "organization.deleted" => Write::DeleteOrg { id: id_field(data, "id")? },
-        "organizationMembership.created" | "organizationMembership.updated" => {
+        EventKind::OrganizationCreated | EventKind::OrganizationUpdated => {
+            Write::UpsertOrg(Organization::from_json(data)?.into())
+        }
+        EventKind::OrganizationDeleted => Write::DeleteOrg { id: id_field(data, "id")? },
+        EventKind::MembershipCreated | EventKind::MembershipUpdated => {
             Write::UpsertMembership(OrganizationMembership::from_json(data)?.into())
         }
-        "organizationMembership.deleted" => Write::DeleteMembership(OrganizationMembership::from_json(data)?.into()),
-        _ => Write::Nothing,
+        EventKind::MembershipDeleted => Write::DeleteMembership(OrganizationMembership::from_json(data)?.into()),
+        EventKind::Other => Write::Nothing,
     };
     let timestamp_ms = raw.timestamp.map(|t| if t < 1_000_000_000_000 { t.saturating_mul(1000) } else { t });
-    Ok(Envelope { event_type: raw.event_type, timestamp_ms, write })
+    Ok(Envelope { kind, event_type: raw.event_type, timestamp_ms, write })
 }
 
 fn id_field(data: &Value, key: &'static str) -> Result<String, EventError> {
@@ -107,6 +210,16 @@ mod tests {
         );
         let org = parse(&body(json!({"type": "organization.deleted", "data": {"id": "org_1", "deleted": true}})));
         assert_eq!(org.unwrap().write, Write::DeleteOrg { id: "org_1".into() });
+    }
+
+    #[test]
+    fn kinds_follow_clerks_names() {
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!((kind.index(), EventKind::NAMES[i]), (i, kind.as_str()));
+        }
+        assert_eq!(EventKind::of("organizationMembership.deleted"), EventKind::MembershipDeleted);
+        assert_eq!(EventKind::of("email.created"), EventKind::Other);
+        assert_eq!(EventKind::of("User.Created"), EventKind::Other);
     }
 
     #[test]

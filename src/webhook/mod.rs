@@ -3,6 +3,7 @@
 //! user directory. A delivery that fails verification changes nothing. No proxying here.
 
 pub mod events;
+pub mod outcome;
 pub mod svix;
 
 use bytes::Bytes;
@@ -15,42 +16,30 @@ use crate::body::{self, Body};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::mirror::{Applied, Delivery, Effect};
-use crate::reject::Reject;
 use crate::users::Directory;
+use events::EventKind;
+pub use outcome::{Outcome, Refusal};
 use svix::{SecretError, Verifier};
 
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Event types counted by name in metrics; anything else is `other`.
-pub const METRIC_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "session.revoked",
-    "session.ended",
-    "session.removed",
-    "organization.created",
-    "organization.updated",
-    "organization.deleted",
-    "organizationMembership.created",
-    "organizationMembership.updated",
-    "organizationMembership.deleted",
-    "other",
-];
-
-/// Delivery outcomes in metrics.
-pub const METRIC_OUTCOMES: &[&str] = &["applied", "duplicate", "ignored", "not-mirrored", "failed"];
-
-/// Refusal reasons, as in the 400 body, plus `too-large` (413).
-pub const REJECTIONS: &[&str] =
-    &["missing-headers", "stale-timestamp", "invalid-signature", "invalid-payload", "too-large"];
 
 /// The endpoint's configuration.
 pub struct WebhookEndpoint {
     /// The path Svix posts to.
     pub path: String,
     verifier: Verifier,
+}
+
+/// Why the endpoint did not acknowledge a delivery; `reject` turns each into its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookError {
+    /// Not a POST (405).
+    MethodNotAllowed,
+    /// Refused before anything changed (400, or 413 for `TooLarge`).
+    Refused(Refusal),
+    /// Verified, but the mirror could not store it (500, so Svix retries).
+    NotStored,
 }
 
 impl WebhookEndpoint {
@@ -62,68 +51,73 @@ impl WebhookEndpoint {
         Ok(WebhookEndpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)? })
     }
 
-    /// Handles one request to the webhook path.
+    /// Handles one request to the webhook path: verify, then apply through `directory`.
     ///
     /// # Errors
-    /// A `Reject`: 405, 413, 400 with the reason, or 500 when the mirror cannot store it.
+    /// A `WebhookError`: not a POST, refused (with the reason), or not stored.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         directory: &Directory,
         clock: &Clock,
         metrics: &Metrics,
-    ) -> Result<Response<Body>, Reject> {
+    ) -> Result<Response<Body>, WebhookError> {
         if request.method() != Method::POST {
-            return Err(Reject::MethodNotAllowed("POST"));
+            return Err(WebhookError::MethodNotAllowed);
         }
-        let (parts, incoming) = request.into_parts();
-        let refuse = |reason: &'static str| {
-            metrics.webhook_rejection(REJECTIONS.iter().position(|r| *r == reason).unwrap_or(0));
-            tracing::warn!(reason, "webhook delivery refused");
-            if reason == "too-large" { Reject::PayloadTooLarge } else { Reject::WebhookRejected(reason) }
+        let refuse = |refusal: Refusal| {
+            metrics.webhook_rejection(refusal.index());
+            tracing::warn!(reason = refusal.as_str(), "webhook delivery refused");
+            WebhookError::Refused(refusal)
         };
+        let (delivery, kind) = self.receive(request, clock).await.map_err(refuse)?;
+        let (id, event_type) = (delivery.id.clone(), delivery.event_type.clone());
+        let outcome = match directory.apply(delivery).await {
+            Ok(Applied::Duplicate) => Outcome::Duplicate,
+            Ok(Applied::Applied(Effect::Ignored(_))) => Outcome::Ignored,
+            Ok(Applied::Applied(Effect::NotMirrored)) => Outcome::NotMirrored,
+            Ok(Applied::Applied(_)) => Outcome::Applied,
+            Err(error) => {
+                metrics.webhook_event(kind.index(), Outcome::Failed.index());
+                tracing::error!(%error, id, event_type, "webhook delivery not stored; Svix will retry");
+                return Err(WebhookError::NotStored);
+            }
+        };
+        metrics.webhook_event(kind.index(), outcome.index());
+        tracing::info!(id, event_type, outcome = outcome.as_str(), "webhook delivery");
+        Ok(acknowledge(outcome == Outcome::Duplicate))
+    }
+
+    /// Reads, verifies and parses a delivery; nothing has changed when this fails.
+    async fn receive(&self, request: Request<Incoming>, clock: &Clock) -> Result<(Delivery, EventKind), Refusal> {
+        let (parts, incoming) = request.into_parts();
         let declared =
             parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-            return Err(refuse("too-large"));
+            return Err(Refusal::TooLarge);
         }
-        let raw = read_body(incoming).await.map_err(refuse)?;
-        let verified = self.verifier.verify(&parts.headers, &raw, clock.now_secs()).map_err(|r| refuse(r.as_str()))?;
+        let raw = read_body(incoming).await?;
+        let verified = self.verifier.verify(&parts.headers, &raw, clock.now_secs())?;
         let envelope = events::parse(&raw).map_err(|error| {
             tracing::warn!(%error, id = verified.id, "verified webhook with an unreadable payload");
-            refuse("invalid-payload")
+            Refusal::InvalidPayload
         })?;
-        let type_index = METRIC_TYPES.iter().position(|t| *t == envelope.event_type).unwrap_or(METRIC_TYPES.len() - 1);
-        let event_type = envelope.event_type.clone();
         let delivery = Delivery {
-            id: verified.id.clone(),
+            id: verified.id,
             event_type: envelope.event_type,
             at_ms: envelope.timestamp_ms.unwrap_or_else(|| clock.now_ms()),
             write: envelope.write,
         };
-        let (outcome, duplicate) = match directory.apply(delivery).await {
-            Ok(Applied::Duplicate) => ("duplicate", true),
-            Ok(Applied::Applied(Effect::Ignored(_))) => ("ignored", false),
-            Ok(Applied::Applied(Effect::NotMirrored)) => ("not-mirrored", false),
-            Ok(Applied::Applied(_)) => ("applied", false),
-            Err(error) => {
-                metrics.webhook_event(type_index, 4);
-                tracing::error!(%error, id = verified.id, event_type, "webhook delivery not stored; Svix will retry");
-                return Err(Reject::Internal);
-            }
-        };
-        metrics.webhook_event(type_index, METRIC_OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0));
-        tracing::info!(id = verified.id, event_type, outcome, "webhook delivery");
-        Ok(acknowledge(duplicate))
+        Ok((delivery, envelope.kind))
     }
 }
 
 /// Reads at most `MAX_BODY_BYTES`, stopping as soon as the limit is passed.
-async fn read_body(incoming: Incoming) -> Result<Bytes, &'static str> {
+async fn read_body(incoming: Incoming) -> Result<Bytes, Refusal> {
     match Limited::new(incoming, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err("too-large"),
-        Err(_) => Err("invalid-payload"),
+        Err(error) if error.is::<LengthLimitError>() => Err(Refusal::TooLarge),
+        Err(_) => Err(Refusal::InvalidPayload),
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::UsersCommand;
+use super::args::UsersCommand;
 use crate::config::{self, Config, ConfigError};
 use crate::mirror::{Mirror, ReadOnly, StoredUser};
 use crate::state;

@@ -10,15 +10,15 @@ use ipnet::IpNet;
 use reqwest::Url;
 
 use super::expand::EnvLookup;
+use super::model::{
+    AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource,
+    MirrorConfig, Requirements, Route, Secret, ServerConfig, TlsFiles, Upstream, WebhookConfig,
+};
 use super::raw::{
     RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawRequire, RawRoute, RawServer,
     RawWebhook, Size,
 };
 use super::units::{parse_duration, parse_size};
-use super::{
-    AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource,
-    MirrorConfig, Requirements, Route, Secret, ServerConfig, TlsFiles, Upstream, WebhookConfig,
-};
 use crate::clerk_keys::{PublishableKey, check_secret_key};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";

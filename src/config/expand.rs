@@ -1,7 +1,7 @@
 //! `${VAR}` and `${VAR:-default}` expansion inside every string of a parsed TOML document,
 //! before it is turned into typed config. `$${` stands for a literal `${`.
 
-use super::ConfigError;
+use super::model::ConfigError;
 
 /// Where environment variables come from: the process, or a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::delivery::{Applied, Delivery, Effect, Write};
 use super::error::MirrorError;
 use super::records::UserRecord;
 use super::store::{self, Upsert};
-use super::{Applied, Delivery, Effect, Write};
 use crate::clock::Clock;
 
 /// Delivery ids are remembered this long (Svix retries for about 27 hours; replays from the

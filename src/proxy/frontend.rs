@@ -10,8 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use reqwest::Url;
 
-use super::HttpClient;
-use super::forward::{ForwardError, send};
+use super::forward::{ForwardError, HttpClient, send};
 use super::headers::{self, Peer};
 use super::request_body::RequestBody;
 use crate::body::{self, Body};

@@ -1,0 +1,342 @@
+//! The validated configuration's types: `Config` and its sections, routes and secrets,
+//! each one unable to hold an invalid value, and `ConfigError`, a key path with what is
+//! wrong there. Parsing and validation live in `build.rs`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use reqwest::Url;
+
+use crate::clerk_keys::PublishableKey;
+
+/// A configuration problem: the key path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Dotted key path (`clerk.secret_key`, `route[0].upstream`), or the file name.
+    pub path: String,
+    /// What is wrong, in one line, never containing a secret.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
+    }
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+/// A secret value (key, signing secret): printable only on purpose.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+    /// `[clerk]`.
+    pub clerk: ClerkConfig,
+    /// `[webhook]`, when present.
+    pub webhook: Option<WebhookConfig>,
+    /// `[mirror]`.
+    pub mirror: MirrorConfig,
+    /// `[headers]`: the identity header names, defaults applied.
+    pub headers: IdentityHeaderNames,
+    /// `[auth_endpoints]`: the prefix of `/auth/me`, `/logout`, `/login`; `None` = off.
+    pub auth_endpoints: Option<String>,
+    /// `[[route]]`, in file order; `Route::index` is the position here.
+    pub routes: Vec<Route>,
+}
+
+/// The proxy listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address of the proxy listener.
+    pub listen: SocketAddr,
+    /// Certificate and key files when TLS is terminated here.
+    pub tls: Option<TlsFiles>,
+    /// Peers whose `X-Forwarded-*` and `X-Request-Id` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// After SIGTERM: how long the listener keeps accepting while readiness reports 503.
+    pub drain_delay: Duration,
+    /// After the drain delay: how long in-flight requests get to finish.
+    pub grace_timeout: Duration,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// How long a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// How long connecting to an upstream may take.
+    pub upstream_connect_timeout: Duration,
+    /// Largest accepted request head; larger heads get 431.
+    pub max_header_bytes: usize,
+    /// Proxy worker threads, each with its own single-threaded runtime and upstream pool.
+    pub workers: usize,
+}
+
+/// Certificate chain and private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// The admin listener (`/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Address of the admin listener.
+    pub listen: SocketAddr,
+}
+
+/// The Clerk instance and the token rules.
+#[derive(Debug, Clone)]
+pub struct ClerkConfig {
+    /// Backend API secret key.
+    pub secret_key: Option<Secret>,
+    /// The instance's publishable key.
+    pub publishable_key: Option<PublishableKey>,
+    /// Where verification keys come from.
+    pub keys: KeySource,
+    /// Required `iss`, when known.
+    pub issuer: Option<String>,
+    /// Backend API base URL.
+    pub api_url: Url,
+    /// Accepted `azp` origins; empty = not checked.
+    pub authorized_parties: Vec<String>,
+    /// Accept tokens without `azp` even when `authorized_parties` is set.
+    pub allow_missing_azp: bool,
+    /// Tolerance for `exp`, `nbf` and `iat`.
+    pub clock_skew: Duration,
+    /// Where browsers are sent to sign in.
+    pub sign_in_url: Option<Url>,
+    /// Timeout for each JWKS or Backend API request.
+    pub api_timeout: Duration,
+    /// Where handshakes go, when not the Frontend API the publishable key names.
+    pub frontend_api_url: Option<Url>,
+    /// The Frontend API proxy, when one is served here.
+    pub proxy: Option<FrontendProxy>,
+}
+
+/// Clerk's Frontend API proxied through this gateway (`/__clerk/*`).
+#[derive(Debug, Clone)]
+pub struct FrontendProxy {
+    /// The path prefix served, e.g. `/__clerk`.
+    pub path: String,
+    /// The public URL of the proxy, sent as `Clerk-Proxy-Url`.
+    pub url: Url,
+}
+
+/// Where the token-verification keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A PEM public key: no network at all.
+    Pem(Secret),
+    /// A JWKS endpoint, with the secret key sent as a Bearer token for the Backend API.
+    Jwks {
+        /// The endpoint.
+        url: Url,
+        /// Bearer credential (only sent to the Backend API's own origin).
+        bearer: Option<Secret>,
+    },
+}
+
+/// `[webhook]`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The path Svix posts to.
+    pub path: String,
+    /// The `whsec_…` signing secret.
+    pub signing_secret: Secret,
+}
+
+/// `[mirror]`.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// The SQLite file, or `:memory:`.
+    pub path: String,
+    /// How often `run` sweeps every user from the Backend API (needs the secret key).
+    pub reconcile_every: Option<Duration>,
+    /// How long a revoked session stays on the revocation list.
+    pub revocation_retention: Duration,
+    /// Most users kept in memory in front of SQLite.
+    pub cache_size: usize,
+    /// How long a user stays in memory without being read from SQLite again.
+    pub cache_ttl: Duration,
+    /// How long a request waits for a user missing from the mirror to be fetched from
+    /// the Backend API before it is forwarded without enrichment.
+    pub fetch_timeout: Duration,
+}
+
+/// The names of every header the gateway sets for identity; all are stripped from clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaderNames {
+    /// `sub`.
+    pub user_id: HeaderName,
+    /// `sid`.
+    pub session_id: HeaderName,
+    /// Active organization id.
+    pub org_id: HeaderName,
+    /// Active organization role (`org:` prefixed).
+    pub org_role: HeaderName,
+    /// Active organization slug.
+    pub org_slug: HeaderName,
+    /// Comma-separated organization permissions.
+    pub org_permissions: HeaderName,
+    /// Primary email (mirror).
+    pub user_email: HeaderName,
+    /// Public metadata JSON (mirror).
+    pub user_metadata: HeaderName,
+    /// Profile JSON (mirror).
+    pub user: HeaderName,
+    /// `signed-in` / `signed-out`.
+    pub auth_status: HeaderName,
+}
+
+impl IdentityHeaderNames {
+    /// Every configured name, for stripping.
+    pub fn all(&self) -> [&HeaderName; 10] {
+        [
+            &self.user_id,
+            &self.session_id,
+            &self.org_id,
+            &self.org_role,
+            &self.org_slug,
+            &self.org_permissions,
+            &self.user_email,
+            &self.user_metadata,
+            &self.user,
+            &self.auth_status,
+        ]
+    }
+}
+
+impl Default for IdentityHeaderNames {
+    fn default() -> Self {
+        IdentityHeaderNames {
+            user_id: HeaderName::from_static("x-user-id"),
+            session_id: HeaderName::from_static("x-session-id"),
+            org_id: HeaderName::from_static("x-org-id"),
+            org_role: HeaderName::from_static("x-org-role"),
+            org_slug: HeaderName::from_static("x-org-slug"),
+            org_permissions: HeaderName::from_static("x-org-permissions"),
+            user_email: HeaderName::from_static("x-user-email"),
+            user_metadata: HeaderName::from_static("x-user-metadata"),
+            user: HeaderName::from_static("x-user"),
+            auth_status: HeaderName::from_static("x-auth-status"),
+        }
+    }
+}
+
+/// How a route treats credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No valid session, no entry.
+    Required,
+    /// Identity headers when signed in; forwarded either way.
+    Optional,
+    /// No verification at all (identity headers are still stripped).
+    Public,
+}
+
+impl AuthMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Required => "required",
+            AuthMode::Optional => "optional",
+            AuthMode::Public => "public",
+        }
+    }
+}
+
+/// Claim rules a route demands of a signed-in request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Requirements {
+    /// The active organization role must be one of these.
+    pub org_roles: Vec<String>,
+    /// Every one of these permissions must be held in the active organization.
+    pub permissions: Vec<String>,
+    /// The user's public metadata (from the mirror) must contain this object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl Requirements {
+    /// No rules at all.
+    pub fn is_empty(&self) -> bool {
+        self.org_roles.is_empty() && self.permissions.is_empty() && self.metadata.is_none()
+    }
+}
+
+/// Where a route forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    /// Host and port.
+    pub authority: http::uri::Authority,
+    /// Path prefix on the upstream, without a trailing slash (`""` for none).
+    pub base_path: String,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// One validated `[[route]]`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Position in the file (0-based), used in logs, metrics and errors.
+    pub index: usize,
+    /// Path prefix, matched on segment boundaries.
+    pub path: String,
+    /// Host to match (lowercase, no port), if any.
+    pub host: Option<String>,
+    /// Methods to match, if restricted.
+    pub methods: Option<Vec<Method>>,
+    /// Where to forward.
+    pub upstream: Upstream,
+    /// Credential policy.
+    pub auth: AuthMode,
+    /// Remove `path` from the forwarded path.
+    pub strip_prefix: bool,
+    /// Claim rules.
+    pub require: Requirements,
+    /// Deadline for the upstream's response head.
+    pub timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body: Option<u64>,
+    /// Authenticate CORS preflights too (by default they are forwarded without).
+    pub authenticate_preflight: bool,
+}

@@ -58,32 +58,14 @@ async fn a_stale_browser_session_is_refreshed_through_the_handshake() {
     let bapi = FakeBapi::start(vec![clerk_user("user_alice", "Alice", 5, json!({}))]).await;
     bapi.state.handshake.lock().unwrap().session_token = Some(key_a().token(&claims()));
     let app = App { expired_token: key_a().token(&claims_with("exp", json!(NOW - 30))) };
-    let (app_addr, stop) = spawn_server(app).await;
-    std::mem::forget(stop);
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-drain_delay = "0s"
-[admin]
-listen = "127.0.0.1:0"
-[clerk]
-secret_key = "{FAKE_SECRET}"
-api_url = "{api}"
-frontend_api_url = "{api}"
-publishable_key = "{PUBLISHABLE_KEY}"
-[mirror]
-path = ":memory:"
-[[route]]
-path = "/setup"
-upstream = "http://{app_addr}"
-auth = "public"
-[[route]]
-path = "/app/"
-upstream = "http://{app_addr}"
-"#,
-        api = bapi.url()
-    );
+    let app_addr = spawn_forever(app).await;
+    let config = TestConfig::new()
+        .clerk("secret_key", FAKE_SECRET)
+        .clerk("api_url", bapi.url())
+        .clerk("frontend_api_url", bapi.url())
+        .clerk("publishable_key", PUBLISHABLE_KEY)
+        .route(TestRoute::new("/setup", &format!("http://{app_addr}")).auth("public"))
+        .route(TestRoute::new("/app/", &format!("http://{app_addr}")));
     let gw = TestGateway::start(&config).await;
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{}/setup", gw.addr);

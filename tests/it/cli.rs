@@ -255,12 +255,21 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
     assert_eq!(wait_exit(&mut child), Some(0));
 }
 
-/// Starts `clerk-gateway run` on `config` (which listens on 127.0.0.1:0) and returns the
-/// child with the proxy address it logged.
-async fn run_binary(config: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, tempfile::TempDir) {
+/// A running `clerk-gateway run`, with the addresses it logged.
+struct Running {
+    child: Child,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `clerk-gateway run` on `config` (which listens on 127.0.0.1:0), its mirror in a
+/// fresh directory, and waits for the line saying where it listens.
+async fn run_binary(config: &TestConfig, env: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.toml");
-    std::fs::write(&path, config.replace("${DIR}", &dir.path().display().to_string())).unwrap();
+    let config = config.clone().mirror("path", dir.path().join("m.db").display().to_string());
+    std::fs::write(&path, config.to_toml()).unwrap();
     let mut cmd = gateway(&["--log-format", "json", "run", "-c", path.to_str().unwrap()]);
     cmd.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -273,27 +282,37 @@ async fn run_binary(config: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, t
     .await
     .unwrap();
     let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    let addr = started["fields"]["proxy"].as_str().unwrap().parse().unwrap();
-    (child, addr, dir)
+    let field = |name: &str| started["fields"][name].as_str().unwrap().parse().unwrap();
+    Running { child, proxy: field("proxy"), admin: field("admin"), _dir: dir }
 }
 
-fn public_config(upstream: &str) -> String {
+fn public_config(upstream: &str) -> TestConfig {
     let pem = format!("{}/tests/fixtures/rsa_a.pub.pem", env!("CARGO_MANIFEST_DIR"));
-    format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay = \"0s\"\ngrace_timeout = \"10s\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[clerk]\njwt_key_file = \"{pem}\"\n[mirror]\npath = \"${{DIR}}/m.db\"\n\
-         [[route]]\npath = \"/\"\nupstream = \"{upstream}\"\nauth = \"public\"\n"
-    )
+    TestConfig::new()
+        .server("grace_timeout", "10s")
+        .clerk("jwt_key_file", pem)
+        .route(TestRoute::new("/", upstream).auth("public"))
 }
 
 #[tokio::test]
 async fn sigterm_lets_a_slow_request_finish() {
-    let upstream = spawn_upstream().await;
-    let (child, addr, _dir) = run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
-    let mut child = child;
-    let slow = tokio::spawn(async move { send(addr, get_request("/slow?ms=1500", &[])).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (held, upstream) = Held::start().await;
+    let Running { mut child, proxy, admin, _dir } =
+        run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
+    let slow = tokio::spawn(async move { send(proxy, get_request("/slow", &[])).await });
+    held.arrived().await;
     sigterm(&child);
+    let mut draining = false;
+    for _ in 0..400 {
+        if send(admin, get_request("/readyz", &[])).await.status == 503 {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(draining, "SIGTERM turned readiness to 503");
+    assert!(!slow.is_finished(), "the request is still in flight after SIGTERM");
+    held.release();
     let reply = slow.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed");
     assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap(), Some(0));
@@ -318,14 +337,16 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     let config = public_config(&format!("https://{upstream}"));
 
     let ca = format!("{dir}/tls_ca.crt");
-    let (mut trusting, addr, _d1) = run_binary(&config, &[("SSL_CERT_FILE", &ca)]).await;
+    let Running { child: mut trusting, proxy: addr, _dir: _d1, .. } =
+        run_binary(&config, &[("SSL_CERT_FILE", &ca)]).await;
     let reply = send(addr, get_request("/over-tls", &[])).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.seen_path(), "/over-tls");
     sigterm(&trusting);
     wait_exit(&mut trusting);
 
-    let (mut strict, addr, _d2) = run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;
+    let Running { child: mut strict, proxy: addr, _dir: _d2, .. } =
+        run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;
     assert_eq!(send(addr, get_request("/over-tls", &[])).await.status, 502, "an untrusted certificate is refused");
     sigterm(&strict);
     wait_exit(&mut strict);

@@ -113,8 +113,8 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 async fn renamed_identity_headers_are_stripped_and_set() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = standard_config(&jwks, upstream)
-        .replace("[mirror]", "[headers]\nuser_id = \"X-Clerk-User\"\nauth_status = \"X-Clerk-Auth\"\n\n[mirror]");
+    let config =
+        TestConfig::standard(&jwks, upstream).headers("user_id", "X-Clerk-User").headers("auth_status", "X-Clerk-Auth");
     let gw = TestGateway::start(&config).await;
     let reply = gw.get("/public/x", &[("x-clerk-user", "evil"), ("X-Clerk-Auth", "signed-in")]).await;
     assert_eq!(reply.seen("x-clerk-user"), None);
@@ -254,7 +254,7 @@ async fn forwarded_headers_are_set_and_client_values_replaced() {
 async fn trusted_proxies_extend_the_chain_and_keep_the_request_id() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = standard_config(&jwks, upstream).replace("[admin]", "trusted_proxies = [\"127.0.0.0/8\"]\n\n[admin]");
+    let config = TestConfig::standard(&jwks, upstream).server("trusted_proxies", strings(&["127.0.0.0/8"]));
     let gw = TestGateway::start(&config).await;
     let reply = gw
         .get(
@@ -326,8 +326,8 @@ async fn an_unreachable_upstream_is_502_and_a_slow_one_504() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
     let dead = closed_port().await;
-    let config = standard_config(&jwks, upstream)
-        + &format!("\n[[route]]\npath = \"/dead/\"\nupstream = \"http://{dead}\"\nauth = \"public\"\n");
+    let config =
+        TestConfig::standard(&jwks, upstream).route(TestRoute::new("/dead/", &format!("http://{dead}")).auth("public"));
     let gw = TestGateway::start(&config).await;
     let reply = gw.get("/dead/x", &[]).await;
     assert_eq!((reply.status, reply.json()), (502, json!({"error": "bad_gateway"})));
@@ -376,8 +376,9 @@ async fn tls_is_terminated_with_alpn() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
-    let config = standard_config(&jwks, upstream)
-        .replace("[admin]", &format!("tls_cert = \"{dir}/tls.crt\"\ntls_key = \"{dir}/tls.key\"\n\n[admin]"));
+    let config = TestConfig::standard(&jwks, upstream)
+        .server("tls_cert", format!("{dir}/tls.crt"))
+        .server("tls_key", format!("{dir}/tls.key"));
     let gw = TestGateway::start(&config).await;
     let ca = reqwest::Certificate::from_pem(fixture("tls_ca.crt").as_bytes()).unwrap();
     let client =

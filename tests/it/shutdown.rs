@@ -9,12 +9,14 @@ use crate::common::*;
 async fn shutdown_drains_then_finishes_in_flight_requests() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = standard_config(&jwks, upstream).replace("drain_delay = \"0s\"", "drain_delay = \"2s\"")
-        + &format!("\n[[route]]\npath = \"/slowly/\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n");
+    let (held, held_addr) = Held::start().await;
+    let config = TestConfig::standard(&jwks, upstream)
+        .server("drain_delay", "2s")
+        .route(TestRoute::new("/slowly/", &format!("http://{held_addr}")).auth("public"));
     let mut gw = TestGateway::start(&config).await;
     let addr = gw.addr;
-    let slow = tokio::spawn(async move { send(addr, get_request("/slowly/slow?ms=1500", &[])).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let slow = tokio::spawn(async move { send(addr, get_request("/slowly/x", &[])).await });
+    held.arrived().await;
 
     gw.trigger_shutdown();
     let mut flipped = false;
@@ -28,6 +30,8 @@ async fn shutdown_drains_then_finishes_in_flight_requests() {
     assert!(flipped, "readiness turned 503");
     assert!(String::from_utf8_lossy(&gw.admin_get("/readyz").await.body).contains("shutdown: draining"));
     assert_eq!(gw.get("/public/x", &[]).await.status, 200, "new requests are still served while draining");
+    assert!(!slow.is_finished(), "the in-flight request is still held upstream");
+    held.release();
     assert_eq!(slow.await.unwrap().status, 200, "the in-flight request completed");
     gw.stopped().await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
@@ -51,10 +55,21 @@ async fn an_open_websocket_gets_the_grace_period() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     gw.trigger_shutdown();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_refused(gw.addr).await;
     stream.write_all(b"still there?").await.unwrap();
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
     assert_eq!(&buf[..n], b"still there?", "the tunnel outlives the start of shutdown");
     drop(stream);
     tokio::time::timeout(Duration::from_secs(4), gw.stopped()).await.expect("stops once the tunnel closes").unwrap();
+}
+
+/// Waits until the listener at `addr` is gone: shutdown has stopped accepting.
+async fn wait_until_refused(addr: std::net::SocketAddr) {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the listener at {addr} still accepts 10 s after shutdown began");
 }

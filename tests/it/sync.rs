@@ -19,46 +19,40 @@ fn users(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The binary's mirror commands against one config file and mirror in a directory.
 struct Cli {
     dir: tempfile::TempDir,
     config: std::path::PathBuf,
+    /// What the file holds: the fake Backend API's key and URL, the mirror in `dir`.
+    base: TestConfig,
 }
 
 impl Cli {
     fn new(bapi: &FakeBapi) -> Cli {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("gateway.toml");
-        let text = format!(
-            "[clerk]\nsecret_key = \"{FAKE_SECRET}\"\napi_url = \"{}\"\n[mirror]\npath = \"{}\"\n\
-             [[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\n",
-            bapi.url(),
-            dir.path().join("mirror.db").display()
-        );
-        std::fs::write(&config, text).unwrap();
-        Cli { dir, config }
+        let base = TestConfig::new()
+            .clerk("secret_key", FAKE_SECRET)
+            .clerk("api_url", bapi.url())
+            .mirror("path", dir.path().join("mirror.db").display().to_string())
+            .route(TestRoute::new("/", "http://127.0.0.1:1"));
+        let cli = Cli { dir, config, base };
+        cli.write(&cli.base);
+        cli
     }
 
-    fn mirror_path(&self) -> String {
-        self.dir.path().join("mirror.db").display().to_string()
+    /// Replaces the config file with `config`.
+    fn write(&self, config: &TestConfig) {
+        std::fs::write(&self.config, config.to_toml()).unwrap();
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).arg("-c").arg(&self.config).env("RUST_LOG", "warn");
-        for var in ["GATEWAY_CONFIG", "CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "CLERK_JWT_KEY"] {
-            cmd.env_remove(var);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
+        run_cli(&self.config, args)
     }
 
     async fn sync(&self) -> (i32, String, String) {
-        let cli = Cli { dir: tempfile::tempdir().unwrap(), config: self.config.clone() };
-        tokio::task::spawn_blocking(move || cli.run(&["sync"])).await.unwrap()
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || run_cli(&config, &["sync"])).await.unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -66,6 +60,21 @@ impl Cli {
         assert_eq!(code, 0, "{args:?}: {stderr}");
         serde_json::from_str(&stdout).unwrap()
     }
+}
+
+/// Runs the binary with `args` and `-c config`: exit code, stdout, stderr.
+fn run_cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("-c").arg(config).env("RUST_LOG", "warn");
+    for var in ["GATEWAY_CONFIG", "CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "CLERK_JWT_KEY"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[tokio::test]
@@ -94,7 +103,7 @@ async fn sync_fills_an_empty_mirror_and_users_reads_it() {
     let (code, stdout, _) = cli.sync().await;
     assert_eq!(code, 0);
     assert!(stdout.contains("0 new, 0 updated, 1203 unchanged"), "idempotent: {stdout}");
-    let _ = cli.mirror_path();
+    assert!(cli.dir.path().join("mirror.db").exists(), "the mirror is the configured file");
 }
 
 #[tokio::test]
@@ -130,39 +139,32 @@ async fn sync_tombstones_users_clerk_no_longer_has() {
 async fn sync_needs_a_secret_key_and_reports_api_failures() {
     let bapi = FakeBapi::start(users(3)).await;
     let cli = Cli::new(&bapi);
-    let text = std::fs::read_to_string(&cli.config).unwrap();
-    std::fs::write(&cli.config, text.replace(FAKE_SECRET, "sk_test_wrong")).unwrap();
+    cli.write(&cli.base.clone().clerk("secret_key", "sk_test_wrong"));
     let (code, _, stderr) = cli.sync().await;
     assert_eq!(code, 2);
     assert!(stderr.contains("clerk_key_invalid"), "{stderr}");
     assert!(!stderr.contains("sk_test_wrong"), "the key is never printed");
-    std::fs::write(
-        &cli.config,
-        text.replace(&format!("secret_key = \"{FAKE_SECRET}\"\n"), "jwks_url = \"http://127.0.0.1:1/j\"\n"),
-    )
-    .unwrap();
+    cli.write(&cli.base.clone().without("clerk", "secret_key").clerk("jwks_url", "http://127.0.0.1:1/j"));
     let (code, _, stderr) = cli.sync().await;
     assert_eq!(code, 1);
     assert!(stderr.contains("clerk.secret_key: sync needs"), "{stderr}");
 }
 
 /// A gateway whose keys and users both come from the fake Backend API.
-async fn bapi_gateway(bapi: &FakeBapi, extra_mirror: &str) -> TestGateway {
+async fn bapi_gateway(bapi: &FakeBapi, mirror: &[(&str, &str)]) -> TestGateway {
     let upstream = spawn_upstream().await;
     let jwks = FakeJwks::with_key_a().await;
-    let config = webhook_config(&jwks, upstream, ":memory:")
-        .replace(
-            &format!("jwks_url = \"{}\"", jwks.url()),
-            &format!("secret_key = \"{FAKE_SECRET}\"\napi_url = \"{}\"", bapi.url()),
-        )
-        .replace("[mirror]\n", &format!("[mirror]\n{extra_mirror}\n"));
+    let mut config = TestConfig::standard(&jwks, upstream).webhook(":memory:").backend_api(bapi);
+    for (key, value) in mirror {
+        config = config.mirror(key, *value);
+    }
     TestGateway::start(&config).await
 }
 
 #[tokio::test]
 async fn a_user_missing_from_the_mirror_is_fetched_once() {
     let bapi = FakeBapi::start(vec![clerk_user("user_alice", "Alice", 5, json!({"plan": "pro"}))]).await;
-    let gw = bapi_gateway(&bapi, "").await;
+    let gw = bapi_gateway(&bapi, &[]).await;
     let token = key_a().token(&claims());
     let replies = futures_util::future::join_all((0..50).map(|_| gw.get_with_token("/api/x", &token))).await;
     assert!(replies.iter().all(|r| r.status == 200));
@@ -186,7 +188,7 @@ async fn a_user_missing_from_the_mirror_is_fetched_once() {
 async fn a_slow_lookup_does_not_hold_the_request() {
     let bapi = FakeBapi::start(vec![clerk_user("user_alice", "Alice", 5, json!({}))]).await;
     bapi.state.hold_lookups.store(true, std::sync::atomic::Ordering::SeqCst);
-    let gw = bapi_gateway(&bapi, "fetch_timeout = \"200ms\"").await;
+    let gw = bapi_gateway(&bapi, &[("fetch_timeout", "200ms")]).await;
     let token = key_a().token(&claims());
     let first = gw.get_with_token("/api/x", &token).await;
     assert_eq!(first.status, 200, "forwarded without enrichment after the deadline");
@@ -206,7 +208,7 @@ async fn a_slow_lookup_does_not_hold_the_request() {
 #[tokio::test]
 async fn reconcile_sweeps_inside_run() {
     let bapi = FakeBapi::start(users(700)).await;
-    let gw = bapi_gateway(&bapi, "reconcile_every = \"1h\"").await;
+    let gw = bapi_gateway(&bapi, &[("reconcile_every", "1h")]).await;
     for _ in 0..400 {
         if gw.metric("clerk_gateway_mirror_users").await == 700.0 {
             let token = key_a().token(&claims_with("sub", json!("user_00123")));
@@ -228,11 +230,11 @@ async fn users_reads_the_mirror_while_the_gateway_writes_it() {
     let path = dir.path().join("mirror.db").display().to_string();
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = webhook_config(&jwks, upstream, &path);
+    let config = TestConfig::standard(&jwks, upstream).webhook(&path);
     let gw = TestGateway::start(&config).await;
     gw.deliver("msg_1", &event("user.created", clerk_user("user_alice", "Alice", 1, json!({})))).await;
     let config_file = dir.path().join("g.toml");
-    std::fs::write(&config_file, &config).unwrap();
+    std::fs::write(&config_file, config.to_toml()).unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
             .args(["users", "get", "user_alice", "-c"])

@@ -14,7 +14,7 @@ use crate::common::*;
 async fn webhook_gateway() -> (TestGateway, FakeJwks, SocketAddr) {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let gw = TestGateway::start(&webhook_config(&jwks, upstream, ":memory:")).await;
+    let gw = TestGateway::start(&TestConfig::standard(&jwks, upstream).webhook(":memory:")).await;
     (gw, jwks, upstream)
 }
 
@@ -209,10 +209,10 @@ async fn unicode_names_and_metadata_become_ascii_headers() {
 async fn metadata_rules_read_the_mirror() {
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = webhook_config(&jwks, upstream, ":memory:")
-        + &format!(
-            "\n[[route]]\npath = \"/pro/\"\nupstream = \"http://{upstream}\"\nrequire = {{ metadata = {{ plan = \"pro\" }} }}\n"
-        );
+    let plan = toml::Table::from_iter([("plan".to_owned(), toml::Value::from("pro"))]);
+    let config = TestConfig::standard(&jwks, upstream)
+        .webhook(":memory:")
+        .route(TestRoute::new("/pro/", &format!("http://{upstream}")).require("metadata", plan));
     let gw = TestGateway::start(&config).await;
     let token = key_a().token(&claims());
     let reply = gw.get_with_token("/pro/x", &token).await;
@@ -256,10 +256,8 @@ async fn concurrent_deliveries_lose_nothing_and_apply_nothing_twice() {
     assert_eq!(statuses.len(), 1000);
     assert!(statuses.iter().all(|s| *s == 200), "every delivery acknowledged");
     assert_eq!(mirror_users(gw).await, 250.0, "nothing lost");
-    let metrics = gw.metrics().await;
-    let value = |series: &str| -> f64 {
-        metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
-    };
+    let scrape = gw.scrape().await;
+    let value = |series: &str| scrape.value(series);
     let applied = value(r#"clerk_gateway_webhook_events_total{type="user.created",outcome="applied"}"#)
         + value(r#"clerk_gateway_webhook_events_total{type="user.updated",outcome="applied"}"#)
         + value(r#"clerk_gateway_webhook_events_total{type="user.created",outcome="ignored"}"#);
@@ -280,7 +278,7 @@ async fn a_restart_keeps_users_revocations_and_delivery_ids() {
     let path = dir.path().join("mirror.db").display().to_string();
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = webhook_config(&jwks, upstream, &path);
+    let config = TestConfig::standard(&jwks, upstream).webhook(&path);
     let token = key_a().token(&claims());
     let mut first = TestGateway::start(&config).await;
     first.deliver("msg_1", &alice(10, "Alice")).await;
@@ -305,7 +303,7 @@ async fn a_user_seen_in_the_last_minute_costs_no_disk_read() {
     let path = dir.path().join("mirror.db").display().to_string();
     let jwks = FakeJwks::with_key_a().await;
     let upstream = spawn_upstream().await;
-    let config = webhook_config(&jwks, upstream, &path);
+    let config = TestConfig::standard(&jwks, upstream).webhook(&path);
     let mut writer = TestGateway::start(&config).await;
     writer.deliver("msg_1", &alice(10, "Alice")).await;
     writer.trigger_shutdown();

@@ -5,15 +5,19 @@
 //! friends to the route's upstream.
 //!
 //! # Layout
-//! - `config`: gateway.toml → validated `Config` (env expansion, secrets, routes).
-//! - `server`: accept loop, HTTP/1.1 + HTTP/2, TLS, graceful shutdown.
-//! - `handler`: the proxy request pipeline; `admin`: health, readiness, metrics.
-//! - `router` + `path`: route table and path normalization.
-//! - `auth`: credentials, JWKS, token and claim checks, verified-token cache, policy.
-//! - `proxy`: header surgery, upstream client, streaming bodies, upgrades.
-//! - `mirror`: the SQLite user mirror; `metrics`: Prometheus counters.
-//! - `error`: start-up errors and every answer the gateway gives itself.
-//! - `cli` and `demo`: the commands behind the binary.
+//! Roughly top to bottom; the exact map, one layer a line, is the README's, which
+//! `tests/it/layers.rs` checks against the code:
+//! - `cli`, `demo`: the commands behind the binary; this file: `run`.
+//! - `handler`: the proxy pipeline; `auth_endpoints`: `/auth/*`; `session`: a request's
+//!   session decision; `admin`: health, readiness, metrics.
+//! - `state`: everything a request needs, built once; `error` (start-up failures, exit
+//!   codes) and `reject` (every answer the gateway gives itself).
+//! - `webhook` (Svix, events, the endpoint), `sweep` (the full user sweep), `browser`
+//!   (Clerk's cookie rules, the handshake), `users` (the user directory).
+//! - `auth` (tokens, keys, claims, policy), `proxy` (header surgery, upstream client),
+//!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`.
+//! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `access`, `metrics`,
+//!   `cache`, `clock`, `ascii`, `clerk_keys`, `signal`.
 
 pub mod access;
 pub mod admin;

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod harness;
 mod jwks;
+mod layers;
 mod proxy;
 mod shutdown;
 mod sync;

@@ -71,22 +71,8 @@ impl EventKind {
         EventKind::Other,
     ];
 
-    /// The metric label of every kind, in `ALL` order.
-    pub const NAMES: &'static [&'static str] = &[
-        EventKind::UserCreated.as_str(),
-        EventKind::UserUpdated.as_str(),
-        EventKind::UserDeleted.as_str(),
-        EventKind::SessionRevoked.as_str(),
-        EventKind::SessionEnded.as_str(),
-        EventKind::SessionRemoved.as_str(),
-        EventKind::OrganizationCreated.as_str(),
-        EventKind::OrganizationUpdated.as_str(),
-        EventKind::OrganizationDeleted.as_str(),
-        EventKind::MembershipCreated.as_str(),
-        EventKind::MembershipUpdated.as_str(),
-        EventKind::MembershipDeleted.as_str(),
-        EventKind::Other.as_str(),
-    ];
+    /// The label of every eventkind, in `ALL` order.
+    pub const NAMES: &'static [&'static str] = names_of!(EventKind);
 
     /// Clerk's type name (`other` for `Other`).
     pub const fn as_str(self) -> &'static str {

@@ -2,6 +2,22 @@
 //! raw bytes, parse the event, and apply it to the mirror in one transaction through the
 //! user directory. A delivery that fails verification changes nothing. No proxying here.
 
+/// The `as_str` of every variant of `$kind`, in `$kind::ALL` order: the metric labels,
+/// computed at compile time so they cannot drift from the enum.
+macro_rules! names_of {
+    ($kind:ident) => {
+        &{
+            let mut names = [""; $kind::ALL.len()];
+            let mut i = 0;
+            while i < names.len() {
+                names[i] = $kind::ALL[i].as_str();
+                i += 1;
+            }
+            names
+        }
+    };
+}
+
 pub mod events;
 pub mod outcome;
 pub mod svix;

@@ -23,14 +23,8 @@ impl Outcome {
     pub const ALL: [Outcome; 5] =
         [Outcome::Applied, Outcome::Duplicate, Outcome::Ignored, Outcome::NotMirrored, Outcome::Failed];
 
-    /// The metric label of every outcome, in `ALL` order.
-    pub const NAMES: &'static [&'static str] = &[
-        Outcome::Applied.as_str(),
-        Outcome::Duplicate.as_str(),
-        Outcome::Ignored.as_str(),
-        Outcome::NotMirrored.as_str(),
-        Outcome::Failed.as_str(),
-    ];
+    /// The label of every outcome, in `ALL` order.
+    pub const NAMES: &'static [&'static str] = names_of!(Outcome);
 
     /// The metric label.
     pub const fn as_str(self) -> &'static str {
@@ -74,14 +68,8 @@ impl Refusal {
         Refusal::TooLarge,
     ];
 
-    /// The reason label of every refusal, in `ALL` order.
-    pub const NAMES: &'static [&'static str] = &[
-        Refusal::MissingHeaders.as_str(),
-        Refusal::StaleTimestamp.as_str(),
-        Refusal::InvalidSignature.as_str(),
-        Refusal::InvalidPayload.as_str(),
-        Refusal::TooLarge.as_str(),
-    ];
+    /// The label of every refusal, in `ALL` order.
+    pub const NAMES: &'static [&'static str] = names_of!(Refusal);
 
     /// The reason, as in the 400 body and the metric label.
     pub const fn as_str(self) -> &'static str {

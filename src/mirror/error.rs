@@ -10,15 +10,12 @@ pub enum MirrorError {
     /// SQLite refused: opening, reading or writing.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    /// A batch of writes could not begin or commit; every write in it shares the error.
-    #[error("{stage} failed: {source}")]
-    Batch {
-        /// `begin` or `commit`.
-        stage: &'static str,
-        /// SQLite's error, shared by every write of the batch.
-        #[source]
-        source: Arc<rusqlite::Error>,
-    },
+    /// A batch of writes could not begin its transaction; every write in it shares the error.
+    #[error("{0}")]
+    Begin(#[source] Arc<rusqlite::Error>),
+    /// A batch of writes could not commit; every write in it shares the error.
+    #[error("commit failed: {0}")]
+    Commit(#[source] Arc<rusqlite::Error>),
     /// The file's schema is newer than this build.
     #[error("schema version {found} is newer than this build understands ({supported}); upgrade clerk-gateway")]
     NewerSchema {

@@ -91,8 +91,7 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => {
                 let error = Arc::new(e);
-                tracing::warn!(%error, "mirror write failed: cannot begin a transaction");
-                return batch.into_iter().for_each(|c| fail_command(c, "begin", &error));
+                return batch.into_iter().for_each(|c| fail_command(c, &error));
             }
         };
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
@@ -117,7 +116,7 @@ impl Writer {
             Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
             Err(e) => {
                 let error = Arc::new(e);
-                tracing::warn!(%error, "mirror write failed: commit failed");
+                tracing::warn!(error = %MirrorError::Commit(error.clone()), "mirror write failed");
                 replies.into_iter().for_each(|reply| reply(Some(&error)));
             }
         }
@@ -151,7 +150,7 @@ fn step<T: Send + 'static>(
         Ok(value) => replies.push(Box::new(move |failure: Option<&Arc<rusqlite::Error>>| {
             let result = match failure {
                 None => Ok(value),
-                Some(error) => Err(MirrorError::Batch { stage: "commit", source: error.clone() }),
+                Some(error) => Err(MirrorError::Commit(error.clone())),
             };
             let _ = reply.send(result);
         })),
@@ -162,8 +161,9 @@ fn step<T: Send + 'static>(
     }
 }
 
-fn fail_command(command: Command, stage: &'static str, error: &Arc<rusqlite::Error>) {
-    let failed = || MirrorError::Batch { stage, source: error.clone() };
+fn fail_command(command: Command, error: &Arc<rusqlite::Error>) {
+    tracing::warn!(%error, "mirror write failed");
+    let failed = || MirrorError::Begin(error.clone());
     match command {
         Command::Apply(_, tx) => drop(tx.send(Err(failed()))),
         Command::UpsertUsers(_, tx) => drop(tx.send(Err(failed()))),

@@ -304,7 +304,8 @@ async fn sigterm_lets_a_slow_request_finish() {
     sigterm(&child);
     let mut draining = false;
     for _ in 0..400 {
-        if send(admin, get_request("/readyz", &[])).await.status == 503 {
+        let readyz = send(admin, get_request("/readyz", &[])).await;
+        if readyz.status == 503 && String::from_utf8_lossy(&readyz.body).contains("shutdown: draining") {
             draining = true;
             break;
         }

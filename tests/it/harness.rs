@@ -44,6 +44,17 @@ fn a_sparse_series_of_an_unknown_route_fails() {
 }
 
 #[test]
+#[should_panic(expected = "not a series of clerk_gateway_requests_total")]
+fn a_sparse_series_with_labels_left_out_or_swapped_fails() {
+    let scrape = Scrape(METRICS.to_owned());
+    let swapped = std::panic::catch_unwind(|| {
+        Scrape(METRICS.to_owned()).value(r#"clerk_gateway_requests_total{status="200",route="/api/"}"#)
+    });
+    assert!(swapped.is_err(), "swapped labels are not a series the gateway renders");
+    scrape.value(r#"clerk_gateway_requests_total{route="/api/"}"#);
+}
+
+#[test]
 #[should_panic(expected = "expected the echo upstream's answer, got 401")]
 fn reading_what_the_upstream_saw_on_a_gateway_answer_fails() {
     let reply = Reply {

@@ -30,7 +30,8 @@ async fn shutdown_drains_then_finishes_in_flight_requests() {
     assert!(flipped, "readiness turned 503");
     assert!(String::from_utf8_lossy(&gw.admin_get("/readyz").await.body).contains("shutdown: draining"));
     assert_eq!(gw.get("/public/x", &[]).await.status, 200, "new requests are still served while draining");
-    assert!(!slow.is_finished(), "the in-flight request is still held upstream");
+    wait_until_refused(addr).await;
+    assert!(!slow.is_finished(), "past the drain delay, the in-flight request is still held upstream");
     held.release();
     assert_eq!(slow.await.unwrap().status, 200, "the in-flight request completed");
     gw.stopped().await.unwrap();

@@ -114,8 +114,12 @@ pub async fn standard() -> (TestGateway, FakeJwks) {
     (gw, jwks)
 }
 
-/// Families the gateway leaves out of `/metrics` while a series is zero.
-const SPARSE: [&str; 2] = ["clerk_gateway_requests_total", "clerk_gateway_webhook_events_total"];
+/// Families the gateway leaves out of `/metrics` while a series is zero, with their labels
+/// in the order it renders them.
+const SPARSE: [(&str, [&str; 2]); 2] = [
+    ("clerk_gateway_requests_total", ["route", "status"]),
+    ("clerk_gateway_webhook_events_total", ["type", "outcome"]),
+];
 
 /// One `/metrics` text.
 pub struct Scrape(pub String);
@@ -123,16 +127,20 @@ pub struct Scrape(pub String);
 impl Scrape {
     /// The value of `series` (`name` or `name{label="value",…}` exactly as rendered). The
     /// series must be in the text, except in the families the gateway renders sparsely,
-    /// where a series whose family is there and whose labels name things the gateway
-    /// counts reads as zero. Anything else fails the test.
+    /// where a series whose family is there, with every label in the rendered order, each
+    /// naming something the gateway counts, reads as zero. Anything else fails the test.
     pub fn value(&self, series: &str) -> f64 {
         if let Some(value) = self.0.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')) {
             return value.trim().parse().unwrap_or_else(|_| panic!("{series}: not a number: {value}"));
         }
         let (family, labels) = series.split_once('{').unwrap_or((series, ""));
-        assert!(SPARSE.contains(&family), "no metric {series} in /metrics:\n{}", self.0);
+        let sparse = SPARSE.iter().find(|(name, _)| *name == family);
+        let Some((_, label_names)) = sparse else { panic!("no metric {series} in /metrics:\n{}", self.0) };
         assert!(self.0.contains(&format!("# TYPE {family} ")), "no metric family {family} in /metrics");
-        for (name, value) in parse_labels(labels.trim_end_matches('}')) {
+        let labels = parse_labels(labels.trim_end_matches('}'));
+        let names: Vec<&str> = labels.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, label_names, "{series}: not a series of {family}");
+        for (name, value) in labels {
             assert!(self.knows(family, name, value), "{series}: {name}=\"{value}\" is nothing the gateway counts");
         }
         0.0

@@ -94,6 +94,7 @@ pub async fn run(
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    let hangups = signal::ignore_hangups();
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let state = AppState::build(&config, clock).await?;
     let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
@@ -135,7 +136,7 @@ pub async fn run(
     let _ = admin_stop.send(());
     let _ = admin.await;
     keys.abort();
-    if let Some(task) = reconcile {
+    for task in [reconcile, hangups].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped");

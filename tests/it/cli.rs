@@ -209,8 +209,12 @@ fn read_until(reader: &mut impl BufRead, done: impl Fn(&str) -> bool) -> Vec<Str
 }
 
 fn sigterm(child: &Child) {
+    signal(child, "TERM");
+}
+
+fn signal(child: &Child, name: &str) {
     // The shell's builtin kill: present wherever sh is, unlike /usr/bin/kill.
-    let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", child.id())]).status().unwrap();
+    let status = Command::new("sh").args(["-c", &format!("kill -{name} {}", child.id())]).status().unwrap();
     assert!(status.success());
 }
 
@@ -255,12 +259,28 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
     assert_eq!(wait_exit(&mut child), Some(0));
 }
 
-/// A running `clerk-gateway run`, with the addresses it logged.
+/// A running `clerk-gateway run`, with the addresses it logged and its later log lines.
 struct Running {
     child: Child,
     proxy: SocketAddr,
     admin: SocketAddr,
+    logs: std::sync::mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Waits (at most 10 s) for a log line containing `text`.
+    fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {text:?}: stderr ended or 10 s passed");
+    }
 }
 
 /// Starts `clerk-gateway run` on `config` (which listens on 127.0.0.1:0), its mirror in a
@@ -274,16 +294,21 @@ async fn run_binary(config: &TestConfig, env: &[(&str, &str)]) -> Running {
     cmd.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (sender, logs) = std::sync::mpsc::channel();
     let lines = tokio::task::spawn_blocking(move || {
         let lines = read_until(&mut stderr, |l| l.contains("clerk-gateway listening"));
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
         lines
     })
     .await
     .unwrap();
     let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     let field = |name: &str| started["fields"][name].as_str().unwrap().parse().unwrap();
-    Running { child, proxy: field("proxy"), admin: field("admin"), _dir: dir }
+    Running { child, proxy: field("proxy"), admin: field("admin"), logs, _dir: dir }
 }
 
 fn public_config(upstream: &str) -> TestConfig {
@@ -297,7 +322,7 @@ fn public_config(upstream: &str) -> TestConfig {
 #[tokio::test]
 async fn sigterm_lets_a_slow_request_finish() {
     let (held, upstream) = Held::start().await;
-    let Running { mut child, proxy, admin, _dir } =
+    let Running { mut child, proxy, admin, _dir, .. } =
         run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
     let slow = tokio::spawn(async move { send(proxy, get_request("/slow", &[])).await });
     held.arrived().await;
@@ -317,6 +342,22 @@ async fn sigterm_lets_a_slow_request_finish() {
     let reply = slow.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed");
     assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_is_logged_and_does_not_stop_the_gateway() {
+    let upstream = spawn_upstream().await;
+    let mut running = run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
+    for _ in 0..2 {
+        signal(&running.child, "HUP");
+        let line = running.wait_for_log("SIGHUP received");
+        assert!(line.contains("still serving"), "{line}");
+        assert_eq!(running.child.try_wait().unwrap(), None, "still running after SIGHUP");
+        assert_eq!(send(running.proxy, get_request("/after-hup", &[])).await.seen_path(), "/after-hup");
+    }
+    sigterm(&running.child);
+    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut running.child)).await.unwrap();
+    assert_eq!(exit, Some(0), "SIGTERM still drains and exits 0");
 }
 
 #[tokio::test]

@@ -17,8 +17,6 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -162,19 +160,39 @@ pub struct Peer {
     pub scheme: &'static str,
 }
 
+/// Header-name prefixes and names with which a client could tell a framework where a
+/// request came from or which URL it was for (Werkzeug's ProxyFix, Express's `trust proxy`,
+/// Spring's `ForwardedHeaderFilter`, IIS URL rewriting read them).
+const FORWARDING_PREFIXES: [&str; 2] = ["x-forwarded-", "x-original-"];
+const FORWARDING_NAMES: [&str; 7] =
+    ["forwarded", "x-forwarded", "x-real-ip", "x-rewrite-url", "x-client-ip", "x-cluster-client-ip", "true-client-ip"];
+
+/// Whether `name` (lowercase, as `HeaderName`s are) is a forwarding claim, reading `_` as
+/// `-` the way CGI-style backends do.
+fn is_forwarding_claim(name: &str) -> bool {
+    let same = |a: u8, b: u8| a == b || (a == b'_' && b == b'-');
+    let matches = |wanted: &str, prefix: bool| {
+        let (name, wanted) = (name.as_bytes(), wanted.as_bytes());
+        let long_enough = if prefix { name.len() > wanted.len() } else { name.len() == wanted.len() };
+        long_enough && name.iter().zip(wanted).all(|(a, b)| same(*a, *b))
+    };
+    FORWARDING_PREFIXES.iter().any(|p| matches(p, true)) || FORWARDING_NAMES.iter().any(|n| matches(n, false))
+}
+
 /// Sets `X-Forwarded-For/Proto/Host`. A trusted peer's values are kept (its client address
-/// appended to the chain); anyone else's are replaced, and their `Forwarded` / `X-Real-IP`
-/// dropped.
+/// appended to the chain); anyone else's are replaced, and every other forwarding claim it
+/// made (`X-Forwarded-Port`, `X-Forwarded-Prefix`, `Forwarded`, `X-Real-IP`,
+/// `X-Original-URL`, …, in any spelling) is dropped.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
     let ip = peer.ip.to_canonical().to_string();
     let chain = if peer.trusted {
         let previous: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
         if previous.is_empty() { ip } else { format!("{}, {ip}", previous.join(", ")) }
     } else {
-        headers.remove(&FORWARDED);
-        headers.remove(&X_REAL_IP);
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
+        let claims: Vec<HeaderName> = headers.keys().filter(|k| is_forwarding_claim(k.as_str())).cloned().collect();
+        for name in claims {
+            headers.remove(name);
+        }
         ip
     };
     if let Ok(value) = HeaderValue::try_from(chain) {
@@ -282,6 +300,45 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "app.example.com");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn every_forwarding_claim_of_an_untrusted_peer_goes() {
+        let claims = [
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-forwarded-ssl",
+            "x-forwarded-scheme",
+            "x_forwarded_prefix",
+            "x-original-url",
+            "x-original-host",
+            "x-rewrite-url",
+            "x-real-ip",
+            "x_real_ip",
+            "forwarded",
+            "x-forwarded",
+            "x-client-ip",
+            "true-client-ip",
+        ];
+        let mut h = HeaderMap::new();
+        for name in claims {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("evil"));
+        }
+        h.insert("x-forwardedness", HeaderValue::from_static("kept"));
+        h.insert("x-original", HeaderValue::from_static("kept"));
+        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: false, scheme: "https" };
+        set_forwarded(&mut h, &peer, Some("app.example.com"));
+        for name in claims {
+            assert!(!h.contains_key(name), "{name} survived");
+        }
+        assert_eq!(h["x-forwardedness"], "kept");
+        assert_eq!(h["x-original"], "kept");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        let trusted = Peer { trusted: true, ..peer };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-prefix", HeaderValue::from_static("/app"));
+        set_forwarded(&mut h, &trusted, None);
+        assert_eq!(h["x-forwarded-prefix"], "/app", "a trusted proxy's claims stand");
     }
 
     #[test]

@@ -250,6 +250,39 @@ async fn forwarded_headers_are_set_and_client_values_replaced() {
     assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
 }
 
+/// Forwarding claims a framework would believe: where the request came from, which URL it was.
+const FORWARDING_CLAIMS: [(&str, &str); 8] = [
+    ("x-forwarded-port", "8443"),
+    ("x-forwarded-prefix", "/evil"),
+    ("x-forwarded-ssl", "on"),
+    ("X_Forwarded_Prefix", "/evil"),
+    ("x-original-url", "/admin"),
+    ("x-rewrite-url", "/admin"),
+    ("x-real-ip", "6.6.6.6"),
+    ("true-client-ip", "6.6.6.6"),
+];
+
+#[tokio::test]
+async fn an_untrusted_client_cannot_make_any_forwarding_claim() {
+    let (gw, _jwks) = standard().await;
+    let reply = gw.get("/public/x", &FORWARDING_CLAIMS).await;
+    assert_eq!(reply.status, 200);
+    for (name, _) in FORWARDING_CLAIMS {
+        assert_eq!(reply.seen(name), None, "{name} reached the upstream");
+    }
+    assert_eq!(reply.seen("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(reply.seen("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(reply.seen("x-forwarded-host").as_deref(), Some("gateway.test"));
+
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let trusting = TestConfig::standard(&jwks, upstream).server("trusted_proxies", strings(&["127.0.0.0/8"]));
+    let gw = TestGateway::start(&trusting).await;
+    let reply = gw.get("/public/x", &FORWARDING_CLAIMS).await;
+    assert_eq!(reply.seen("x-forwarded-prefix").as_deref(), Some("/evil"), "a trusted proxy's claims pass");
+    assert_eq!(reply.seen("x-real-ip").as_deref(), Some("6.6.6.6"));
+}
+
 #[tokio::test]
 async fn trusted_proxies_extend_the_chain_and_keep_the_request_id() {
     let jwks = FakeJwks::with_key_a().await;

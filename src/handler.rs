@@ -84,9 +84,7 @@ async fn process(
     headers::strip_identity(request.headers_mut(), &state.headers);
     // Before anything is added: a client must not be able to name our headers in Connection.
     let upgrade = headers::remove_hop_by_hop(request.headers_mut());
-    if request.headers().get_all(HOST).iter().nth(1).is_some() {
-        return Err(Reject::BadRequest("duplicate-host"));
-    }
+    check_target(&request)?;
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
     record.path.clone_from(&path);
     if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
@@ -182,6 +180,40 @@ fn signed_out_answer(
         }
     }
     Reject::Unauthenticated { reason, token_sent }
+}
+
+/// The methods a proxied request may use (`CONNECT` would turn the gateway into a tunnel).
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE";
+
+/// Refuses requests the router and the upstream could read differently, before routing:
+/// `CONNECT`; an HTTP/1.1 request-target that is not a path (absolute-form, authority-form);
+/// two `Host` headers; a host that is not `name[:port]`; an HTTP/2 `Host` that disagrees
+/// with `:authority`.
+fn check_target(request: &Request<Incoming>) -> Result<(), Reject> {
+    if request.method() == Method::CONNECT {
+        return Err(Reject::MethodNotAllowed(ALLOWED_METHODS));
+    }
+    let uri = request.uri();
+    let http1 = request.version() < http::Version::HTTP_2;
+    if http1 && (uri.scheme().is_some() || uri.authority().is_some()) {
+        return Err(Reject::BadRequest("request-target"));
+    }
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Reject::BadRequest("duplicate-host"));
+    }
+    let header = header.map(|v| v.to_str().map_err(|_| Reject::BadRequest("invalid-host"))).transpose()?;
+    let authority = uri.authority().map(|a| a.as_str());
+    if let (Some(header), Some(authority)) = (header, authority)
+        && !header.eq_ignore_ascii_case(authority)
+    {
+        return Err(Reject::BadRequest("host-mismatch"));
+    }
+    match header.or(authority) {
+        Some(host) if !host.is_empty() && !headers::is_valid_host(host) => Err(Reject::BadRequest("invalid-host")),
+        _ => Ok(()),
+    }
 }
 
 /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.

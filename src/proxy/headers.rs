@@ -213,6 +213,35 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
     headers.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
+/// Whether `host` is a plain `name[:port]` or `[ipv6][:port]`: letters, digits, `-`, `.`
+/// and `_` in the name, at most one port of one to five digits, no user info. Anything else
+/// (`a:1:2`, `a:x`, `user@a`, `a b`) a framework might parse as another host than the
+/// router did.
+pub fn is_valid_host(host: &str) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, after)) => {
+                let port = after.strip_prefix(':');
+                if !after.is_empty() && port.is_none() {
+                    return false;
+                }
+                return ip.parse::<std::net::Ipv6Addr>().is_ok() && port.is_none_or(is_port);
+            }
+            None => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    name_ok && port.is_none_or(is_port)
+}
+
+fn is_port(port: &str) -> bool {
+    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+}
+
 /// `host` without its port or a trailing dot, lowercased.
 pub fn host_without_port(host: &str) -> String {
     let name = if let Some(rest) = host.strip_prefix('[') {
@@ -353,6 +382,33 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "public.example.com");
+    }
+
+    #[test]
+    fn hosts_are_a_name_and_at_most_one_numeric_port() {
+        for good in
+            ["app.example.com", "app.example.com:8443", "localhost:1", "10.0.0.1:80", "[::1]", "[::1]:8080", "my_host"]
+        {
+            assert!(is_valid_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "app.example.com:",
+            "app.example.com:x",
+            "app.example.com:80:81",
+            "app.example.com:99999",
+            "app.example.com:080800",
+            "user@app.example.com",
+            "app example.com",
+            "app.example.com/x",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[zz]:80",
+            "app\\x",
+        ] {
+            assert!(!is_valid_host(bad), "{bad:?}");
+        }
     }
 
     #[test]

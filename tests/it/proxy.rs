@@ -169,8 +169,55 @@ async fn raw_request_targets_are_normalized_too() {
     let (gw, _jwks) = standard().await;
     let response = raw(gw.addr, b"GET /public/../api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
     assert_eq!(raw_status(&response), 401);
-    let response = raw(gw.addr, b"GET http://t/public/../api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
-    assert_eq!(raw_status(&response), 401, "absolute-form targets too");
+}
+
+#[tokio::test]
+async fn only_origin_form_requests_are_routed() {
+    let (gw, _jwks) = standard().await;
+    let refused = [
+        ("GET http://t/public/x HTTP/1.1\r\nHost: t", 400, "absolute-form"),
+        ("GET http://t/public/../api/x HTTP/1.1\r\nHost: t", 400, "absolute-form, dot segments"),
+        ("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22", 405, "authority-form CONNECT"),
+        ("CONNECT /public/x HTTP/1.1\r\nHost: t", 405, "CONNECT to a route's path"),
+        ("OPTIONS * HTTP/1.1\r\nHost: t", 400, "asterisk-form"),
+    ];
+    for (head, status, what) in refused {
+        let response = raw(gw.addr, format!("{head}\r\nConnection: close\r\n\r\n").as_bytes()).await;
+        assert_eq!(raw_status(&response), status, "{what}: {response}");
+        assert!(!response.contains("\"headers\""), "{what} never reached the upstream: {response}");
+    }
+    let connect = raw(gw.addr, b"CONNECT /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+    assert!(connect.to_ascii_lowercase().contains("allow: get, head, post"), "{connect}");
+    let reply = gw.get("/public/x", &[]).await;
+    assert_eq!(reply.seen_path(), "/public/x", "origin-form requests still pass");
+}
+
+#[tokio::test]
+async fn hosts_the_upstream_could_read_differently_are_refused() {
+    let (gw, _jwks) = standard().await;
+    for host in ["t:80:81", "t:x", "t:", "t:123456", "user@t", "[::1", "t\\x"] {
+        let response =
+            raw(gw.addr, format!("GET /public/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+                .await;
+        assert_eq!(raw_status(&response), 400, "{host}: {response}");
+        assert!(response.contains("invalid-host"), "{host}: {response}");
+    }
+    for host in ["t", "t:8080", "127.0.0.1:9", "[::1]:8080", "app.example.com"] {
+        let response =
+            raw(gw.addr, format!("GET /public/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+                .await;
+        assert_eq!(raw_status(&response), 200, "{host}: {response}");
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let h2 = |host: &str| {
+        Request::get(format!("http://{}/public/x", gw.addr)).header("host", host).body(Full::new(Bytes::new())).unwrap()
+    };
+    let mismatched = client.request(h2("elsewhere.test")).await.unwrap();
+    assert_eq!(mismatched.status(), 400, "an HTTP/2 Host that is not :authority");
+    let same = client.request(h2(&gw.addr.to_string())).await.unwrap();
+    assert_eq!(same.status(), 200, "a Host equal to :authority is fine");
 }
 
 #[tokio::test]

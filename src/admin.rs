@@ -1,5 +1,6 @@
-//! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, mirror open,
-//! not draining) and `/metrics` (Prometheus text). No auth, no routing, no proxying.
+//! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, the mirror's
+//! last write probe reached its file, not draining) and `/metrics` (Prometheus text). No
+//! auth, no routing, no proxying.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,11 +54,15 @@ impl AdminHandler {
         let keys = state.auth.keys().is_ready();
         let draining = state.is_draining();
         let status = if state.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let mirror = state.users.mirror();
+        let mirror_line = match mirror.failing() {
+            None => format!("open ({})", mirror.path()),
+            Some(reason) => format!("not writable ({}): {reason}", mirror.path()),
+        };
         let body = format!(
-            "{}\nkeys: {}\nmirror: open ({})\nshutdown: {}\n",
+            "{}\nkeys: {}\nmirror: {mirror_line}\nshutdown: {}\n",
             if status == StatusCode::OK { "ready" } else { "not ready" },
             if keys { "loaded" } else { "not loaded" },
-            state.users.mirror().path(),
             if draining { "draining" } else { "no" },
         );
         text(status, body)

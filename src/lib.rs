@@ -63,6 +63,9 @@ pub use error::Error;
 use server::ServeOptions;
 use state::AppState;
 
+/// How often readiness re-checks the mirror with a write round trip.
+const MIRROR_PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// The two bound listeners a gateway serves.
 pub struct Listeners {
     /// The proxy listener.
@@ -99,6 +102,7 @@ pub async fn run(
     let state = AppState::build(&config, clock).await?;
     let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
     let reconcile = config.mirror.reconcile_every.map(|every| tokio::spawn(reconcile(state.clone(), every)));
+    let mirror_watch = tokio::spawn(state.users.mirror().clone().watch(MIRROR_PROBE_EVERY));
     log_start(&config, &listeners);
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +140,7 @@ pub async fn run(
     let _ = admin_stop.send(());
     let _ = admin.await;
     keys.abort();
+    mirror_watch.abort();
     for task in [reconcile, hangups].into_iter().flatten() {
         task.abort();
     }

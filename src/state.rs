@@ -131,9 +131,10 @@ impl AppState {
         Ok(forward::client(self.upstream_connect_timeout)?)
     }
 
-    /// Ready to take traffic: keys loaded, mirror open, not draining.
+    /// Ready to take traffic: keys loaded, the mirror's last write probe succeeded, not
+    /// draining.
     pub fn is_ready(&self) -> bool {
-        !self.is_draining() && self.auth.keys().is_ready()
+        !self.is_draining() && self.auth.keys().is_ready() && self.users.mirror().failing().is_none()
     }
 
     /// Whether shutdown has begun.
@@ -190,6 +191,7 @@ async fn directory(
         cache_size: config.mirror.cache_size,
         ttl: config.mirror.cache_ttl,
         fetch_timeout: config.mirror.fetch_timeout,
+        revocation_retention: config.mirror.revocation_retention,
     };
     Ok(Directory::new(mirror, clerk_api(config, client), revoked, clock, metrics, settings))
 }

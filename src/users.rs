@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::identity::UserValues;
 use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
-use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, MirrorError, StoredUser};
+use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, MirrorError, StoredUser, Write};
 
 /// How long "not in the mirror, and nobody to ask" is remembered.
 const ABSENT_TTL: Duration = Duration::from_secs(60);
@@ -84,6 +84,7 @@ pub struct Directory {
     clock: Clock,
     ttl: Duration,
     fetch_timeout: Duration,
+    revocation_retention: Duration,
     fetching: Mutex<HashMap<String, Arc<Notify>>>,
     metrics: Arc<Metrics>,
 }
@@ -96,6 +97,8 @@ pub struct DirectorySettings {
     pub ttl: Duration,
     /// How long a request waits for a Backend API fill.
     pub fetch_timeout: Duration,
+    /// How long a revoked session stays revoked.
+    pub revocation_retention: Duration,
 }
 
 impl Directory {
@@ -116,6 +119,7 @@ impl Directory {
             clock,
             ttl: settings.ttl,
             fetch_timeout: settings.fetch_timeout,
+            revocation_retention: settings.revocation_retention,
             fetching: Mutex::new(HashMap::new()),
             metrics,
         }
@@ -240,11 +244,15 @@ impl Directory {
     }
 
     /// Applies a verified webhook delivery and brings the cache and revocation list up to
-    /// date with what it changed.
+    /// date with what it changed. A revocation takes effect in memory first, so it holds
+    /// even when the mirror cannot store it (the delivery is then answered 5xx and retried).
     ///
     /// # Errors
-    /// `MirrorError` when the mirror refuses the write (nothing changed).
+    /// `MirrorError` when the mirror refuses the write (nothing stored).
     pub async fn apply(&self, delivery: Delivery) -> Result<Applied, MirrorError> {
+        if let Write::RevokeSession { session_id, .. } = &delivery.write {
+            self.revoke_in_memory(session_id);
+        }
         let applied = self.mirror.apply(delivery).await?;
         if let Applied::Applied(effect) = &applied {
             self.follow(effect);
@@ -299,11 +307,14 @@ impl Directory {
     /// # Errors
     /// `MirrorError` when the mirror refuses the write (the in-memory list is still updated).
     pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<(), MirrorError> {
+        self.revoke_in_memory(session_id);
+        self.mirror.revoke_session(session_id, user_id).await.map(|_| ())
+    }
+
+    /// Puts `session_id` on the in-memory revocation list for the retention.
+    fn revoke_in_memory(&self, session_id: &str) {
         let now = self.clock.now_ms();
-        let stored = self.mirror.revoke_session(session_id, user_id).await;
-        let until = stored.as_ref().copied().unwrap_or_else(|_| now + ms(Duration::from_secs(24 * 3600)));
-        self.revoked.insert(session_id, until, now);
-        stored.map(|_| ())
+        self.revoked.insert(session_id, now.saturating_add(ms(self.revocation_retention)), now);
     }
 
     /// Loads the revocations still in force from the mirror (at start-up).

@@ -3,6 +3,9 @@
 //! the commands.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use super::file::FileChange;
 
 /// A mirror operation that failed; nothing it would have written was written.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +56,25 @@ pub enum MirrorError {
     /// `:memory:` could not get its temporary directory.
     #[error("temporary directory: {0}")]
     TempDir(#[source] std::io::Error),
+    /// The opened database file could not be looked at.
+    #[error("cannot look at the database file: {0}")]
+    Stat(#[source] std::io::Error),
     /// The writer thread could not be started.
     #[error("cannot start the mirror writer: {0}")]
     WriterThread(#[source] std::io::Error),
     /// The writer thread is gone.
     #[error("the mirror writer has stopped")]
     WriterStopped,
+    /// The configured path no longer names the file the writer has open: what it commits
+    /// would be lost at the next restart, so nothing is acknowledged.
+    #[error("{0}; writes are refused until the gateway restarts")]
+    FileChanged(#[from] FileChange),
+    /// The writer did not answer a health probe in time (a lock held elsewhere, a slow disk).
+    #[error("the mirror writer did not answer within {} ms", waited.as_millis())]
+    Unresponsive {
+        /// How long the probe waited.
+        waited: Duration,
+    },
     /// A blocking task did not finish (panicked or was cancelled).
     #[error("a mirror task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),

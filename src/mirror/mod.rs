@@ -5,6 +5,7 @@
 
 mod delivery;
 mod error;
+mod file;
 pub mod records;
 mod schema;
 mod store;
@@ -15,12 +16,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 pub use delivery::{Applied, Delivery, Effect, Write};
 pub use error::{FileError, MirrorError};
+pub use file::FileChange;
+use file::FileIdentity;
 use records::{MembershipRecord, UserRecord};
 pub use store::{StoredUser, Upsert};
 pub use writer::{BatchCounts, DELIVERY_RETENTION};
@@ -30,6 +34,8 @@ use writer::{Command, ReplyTo, Writer};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept open.
 const READ_POOL: usize = 8;
+/// How long a readiness probe waits for its write round trip.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A handle on the mirror; cheap to clone.
 #[derive(Clone)]
@@ -41,6 +47,8 @@ struct Inner {
     path: String,
     writer: mpsc::Sender<Command>,
     readers: Mutex<Vec<Connection>>,
+    /// Why the last health probe failed; `None` while writes reach the file.
+    failing: ArcSwapOption<String>,
     /// Keeps a `:memory:` mirror's temporary directory alive.
     _temp: Option<tempfile::TempDir>,
 }
@@ -56,14 +64,57 @@ impl Mirror {
         let owned = path.to_owned();
         let fail = |source: MirrorError| FileError::new(path, source);
         let opened = tokio::task::spawn_blocking(move || open_files(&owned)).await.map_err(|e| fail(e.into()))?;
-        let (conn, file, temp) = opened.map_err(fail)?;
+        let Opened { conn, path: file, identity, temp } = opened.map_err(fail)?;
         let (writer, commands) = mpsc::channel(4096);
-        let state = Writer::new(conn, clock, revocation_retention);
+        let state = Writer::new(conn, identity, clock, revocation_retention);
         std::thread::Builder::new()
             .name("mirror-writer".into())
             .spawn(move || state.run(commands))
             .map_err(|e| fail(MirrorError::WriterThread(e)))?;
-        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers: Mutex::new(Vec::new()), _temp: temp }) })
+        let readers = Mutex::new(Vec::new());
+        let failing = ArcSwapOption::empty();
+        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers, failing, _temp: temp }) })
+    }
+
+    /// A write round trip through the writer: answers once a write committed to the file
+    /// the mirror opened, within `deadline`.
+    ///
+    /// # Errors
+    /// `Unresponsive` when the writer does not answer in time (or its queue is full), the
+    /// writer's error (`FileChanged`, a SQLite failure) otherwise.
+    pub async fn probe(&self, deadline: Duration) -> Result<(), MirrorError> {
+        let (reply, result) = oneshot::channel();
+        match self.inner.writer.try_send(Command::Probe(reply)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(MirrorError::Unresponsive { waited: Duration::ZERO });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(MirrorError::WriterStopped),
+        }
+        match tokio::time::timeout(deadline, result).await {
+            Ok(answer) => answer.map_err(|_| MirrorError::WriterStopped)?,
+            Err(_) => Err(MirrorError::Unresponsive { waited: deadline }),
+        }
+    }
+
+    /// Probes every `every`, so readiness reports what the last probe found; logs each
+    /// change. Runs until dropped.
+    pub async fn watch(self, every: Duration) {
+        loop {
+            let failing = self.probe(PROBE_DEADLINE).await.err().map(|e| Arc::new(e.to_string()));
+            let was = self.inner.failing.swap(failing.clone());
+            match (&was, &failing) {
+                (None, Some(reason)) => tracing::error!(reason = %reason, path = self.path(), "mirror is not writable"),
+                (Some(_), None) => tracing::info!(path = self.path(), "mirror is writable again"),
+                _ => {}
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Why the mirror is not ready (the last probe's failure), or `None`.
+    pub fn failing(&self) -> Option<Arc<String>> {
+        self.inner.failing.load_full()
     }
 
     /// The database path as configured.
@@ -172,7 +223,14 @@ impl Mirror {
     }
 }
 
-type Opened = (Connection, String, Option<tempfile::TempDir>);
+/// A freshly opened, migrated database and the file it is.
+struct Opened {
+    conn: Connection,
+    path: String,
+    identity: FileIdentity,
+    /// Keeps a `:memory:` mirror's temporary directory alive.
+    temp: Option<tempfile::TempDir>,
+}
 
 /// Opens the write connection: the file itself, or a fresh file in a temporary directory
 /// for `:memory:` (so readers and the writer share one database).
@@ -190,9 +248,11 @@ fn open_files(path: &str) -> Result<Opened, MirrorError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(MirrorError::NotWal { mode });
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL: a commit is on disk before the delivery is acknowledged, power loss included.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     schema::migrate(&mut conn)?;
-    Ok((conn, file, temp))
+    let identity = FileIdentity::of(Path::new(&file)).map_err(MirrorError::Stat)?;
+    Ok(Opened { conn, path: file, identity, temp })
 }
 
 fn open_reader(path: &str) -> Result<Connection, MirrorError> {

@@ -59,6 +59,11 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX revoked_sessions_expires_at ON revoked_sessions (expires_at);",
+    // 2: the row readiness probes write, proving a write round trip reaches the file.
+    "CREATE TABLE gateway_health (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build expects.

@@ -212,6 +212,14 @@ pub fn revoke_session(
     Ok(())
 }
 
+/// Records that a health probe wrote at `now_ms` (one row, overwritten each time).
+pub fn touch_health(conn: &Connection, now_ms: i64) -> rusqlite::Result<()> {
+    let sql = "INSERT INTO gateway_health (id, checked_at) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at";
+    conn.prepare_cached(sql)?.execute([now_ms])?;
+    Ok(())
+}
+
 /// Drops delivery ids received before `deliveries_before_ms` and revocations that expired
 /// by `now_ms`. Returns how many rows of each went.
 pub fn prune(conn: &Connection, deliveries_before_ms: i64, now_ms: i64) -> rusqlite::Result<(usize, usize)> {

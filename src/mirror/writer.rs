@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::{Applied, Delivery, Effect, Write};
 use super::error::MirrorError;
+use super::file::{FileChange, FileIdentity};
 use super::records::UserRecord;
 use super::store::{self, Upsert};
 use crate::clock::Clock;
@@ -50,23 +51,30 @@ pub enum Command {
     TombstoneMissing(HashSet<String>, i64, ReplyTo<Vec<String>>),
     /// Revoke a session here (logout); answers when the revocation ends, ms.
     Revoke(String, Option<String>, ReplyTo<i64>),
+    /// A write round trip for readiness: answers once a write committed to the right file.
+    Probe(ReplyTo<()>),
 }
 
-/// Sends a command's reply once its transaction's fate is known (`Some(error)` = rolled back).
-type Reply = Box<dyn FnOnce(Option<&Arc<rusqlite::Error>>) + Send>;
+/// Sends a command's reply once its transaction's fate is known (`Some(error)`: not
+/// acknowledged).
+type Reply = Box<dyn FnOnce(Option<MirrorError>) + Send>;
 
 /// The writer's state.
 pub struct Writer {
     conn: Connection,
+    /// The file `conn` has open, checked after every commit.
+    file: FileIdentity,
+    /// Set for good once the path stopped naming that file: every later write is refused.
+    lost: Option<FileChange>,
     clock: Clock,
     revocation_retention: Duration,
     last_prune_ms: i64,
 }
 
 impl Writer {
-    /// A writer over an open, migrated connection.
-    pub fn new(conn: Connection, clock: Clock, revocation_retention: Duration) -> Self {
-        Writer { conn, clock, revocation_retention, last_prune_ms: i64::MIN }
+    /// A writer over an open, migrated connection to `file`.
+    pub fn new(conn: Connection, file: FileIdentity, clock: Clock, revocation_retention: Duration) -> Self {
+        Writer { conn, file, lost: None, clock, revocation_retention, last_prune_ms: i64::MIN }
     }
 
     /// Applies commands until every sender is gone.
@@ -85,13 +93,17 @@ impl Writer {
     }
 
     fn apply_batch(&mut self, batch: Vec<Command>) {
+        if let Some(change) = self.lost {
+            return batch.into_iter().for_each(|c| fail_command(c, || MirrorError::FileChanged(change)));
+        }
         let now_ms = self.clock.now_ms();
         let retention = self.revocation_retention;
         let mut tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
                 let error = Arc::new(e);
-                return batch.into_iter().for_each(|c| fail_command(c, &error));
+                tracing::warn!(%error, "mirror write failed");
+                return batch.into_iter().for_each(|c| fail_command(c, || MirrorError::Begin(error.clone())));
             }
         };
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
@@ -110,21 +122,43 @@ impl Writer {
                         store::revoke_session(c, &session_id, user_id.as_deref(), now_ms, until_ms).map(|()| until_ms)
                     });
                 }
+                Command::Probe(reply) => step(&mut tx, &mut replies, reply, |c| store::touch_health(c, now_ms)),
             }
         }
         match tx.commit() {
-            Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
+            Ok(()) => match self.verify_file() {
+                Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
+                Err(change) => replies.into_iter().for_each(|reply| reply(Some(MirrorError::FileChanged(change)))),
+            },
             Err(e) => {
                 let error = Arc::new(e);
                 tracing::warn!(error = %MirrorError::Commit(error.clone()), "mirror write failed");
-                replies.into_iter().for_each(|reply| reply(Some(&error)));
+                replies.into_iter().for_each(|reply| reply(Some(MirrorError::Commit(error.clone()))));
             }
         }
     }
 
+    /// Whether what was just committed went to the file the path names; once it did not,
+    /// the writer refuses everything (a restart opens whatever is at the path then).
+    fn verify_file(&mut self) -> Result<(), FileChange> {
+        let change = self.file.check().err().or(self.lost);
+        if let Some(change) = change {
+            if self.lost.is_none() {
+                tracing::error!(
+                    error = %change,
+                    "the mirror's database file is gone from under the gateway: deliveries are answered 500 \
+                     (Svix retries them), revocations hold in memory, and /readyz is 503 until a restart"
+                );
+            }
+            self.lost = Some(change);
+            return Err(change);
+        }
+        Ok(())
+    }
+
     fn prune_if_due(&mut self) {
         let now_ms = self.clock.now_ms();
-        if now_ms.saturating_sub(self.last_prune_ms) < PRUNE_EVERY.as_millis() as i64 {
+        if self.lost.is_some() || now_ms.saturating_sub(self.last_prune_ms) < PRUNE_EVERY.as_millis() as i64 {
             return;
         }
         self.last_prune_ms = now_ms;
@@ -147,12 +181,8 @@ fn step<T: Send + 'static>(
     work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) {
     match in_savepoint(tx, work) {
-        Ok(value) => replies.push(Box::new(move |failure: Option<&Arc<rusqlite::Error>>| {
-            let result = match failure {
-                None => Ok(value),
-                Some(error) => Err(MirrorError::Commit(error.clone())),
-            };
-            let _ = reply.send(result);
+        Ok(value) => replies.push(Box::new(move |failure: Option<MirrorError>| {
+            let _ = reply.send(failure.map_or(Ok(value), Err));
         })),
         Err(error) => {
             tracing::warn!(%error, "mirror write failed");
@@ -161,14 +191,13 @@ fn step<T: Send + 'static>(
     }
 }
 
-fn fail_command(command: Command, error: &Arc<rusqlite::Error>) {
-    tracing::warn!(%error, "mirror write failed");
-    let failed = || MirrorError::Begin(error.clone());
+fn fail_command(command: Command, failed: impl Fn() -> MirrorError) {
     match command {
         Command::Apply(_, tx) => drop(tx.send(Err(failed()))),
         Command::UpsertUsers(_, tx) => drop(tx.send(Err(failed()))),
         Command::TombstoneMissing(_, _, tx) => drop(tx.send(Err(failed()))),
         Command::Revoke(_, _, tx) => drop(tx.send(Err(failed()))),
+        Command::Probe(tx) => drop(tx.send(Err(failed()))),
     }
 }
 

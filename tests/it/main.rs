@@ -5,6 +5,7 @@ mod browser;
 mod chromium;
 mod cli;
 mod common;
+mod durability;
 mod harness;
 mod jwks;
 mod layers;

@@ -50,13 +50,16 @@ impl TestGateway {
     }
 
     pub async fn wait_ready(&self) {
+        let mut last = String::new();
         for _ in 0..400 {
-            if self.admin_get("/readyz").await.status == 200 {
+            let readyz = self.admin_get("/readyz").await;
+            if readyz.status == 200 {
                 return;
             }
+            last = String::from_utf8_lossy(&readyz.body).into_owned();
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("gateway not ready after 10 s");
+        panic!("gateway not ready after 10 s; /readyz said:\n{last}");
     }
 
     pub async fn admin_get(&self, path: &str) -> Reply {

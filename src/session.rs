@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 
 use crate::access::AccessRecord;
 use crate::browser::{self, Decision, RequestInfo};
-use crate::proxy::headers::Peer;
+use crate::proxy::headers::{self, Peer};
 use crate::state::AppState;
 
 /// Decides the session of `request`: signed in, signed out, or a redirect through Clerk's
@@ -21,10 +21,12 @@ pub async fn decide_session(
     record: &mut AccessRecord,
 ) -> Decision {
     let public_url = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
+    let client = || headers::client_address(request.headers(), peer, |ip| state.is_trusted(ip));
     let info = RequestInfo {
         headers: request.headers(),
         uri: request.uri(),
         public_url: &public_url,
+        client: &client,
         eligible: may_redirect && browser::is_document_request(request.method(), request.headers()),
         now_secs: state.clock.now_secs(),
     };

@@ -4,9 +4,11 @@
 //! and answers signed in, signed out, or "redirect through the handshake". Owns the public
 //! URL of a request too. Never forwards requests.
 
+pub mod budget;
 pub mod cookies;
 pub mod handshake;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +20,7 @@ use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
 use crate::clerk_keys::PublishableKey;
 use crate::identity::Identity;
+use budget::NonceBudget;
 use cookies::{ClerkCookies, Instance};
 
 /// How many handshakes in a row before giving up (Clerk's loop guard).
@@ -92,6 +95,9 @@ pub struct RequestInfo<'a> {
     pub public_url: &'a (dyn Fn() -> Option<Url> + Sync),
     /// A browser page load (GET document/iframe, or HTML accepted): may be redirected.
     pub eligible: bool,
+    /// The client's address (behind trusted proxies, the one they forwarded for), computed
+    /// only when a nonce is to be redeemed.
+    pub client: &'a (dyn Fn() -> IpAddr + Sync),
     /// Seconds since the epoch.
     pub now_secs: i64,
 }
@@ -105,18 +111,14 @@ struct InstanceInfo {
     production: bool,
 }
 
-/// Most handshake nonces redeemed at the Backend API per second (each costs a call
-/// against the instance's rate limit; anything over is treated as no handshake).
-const MAX_NONCES_PER_SECOND: u32 = 50;
-
 /// Browser-session decisions for one Clerk instance.
 pub struct Browser {
     instance: Option<InstanceInfo>,
     api: Option<ClerkApi>,
     /// Nonces the Backend API refused lately, so a stale nonce cookie costs one call.
     refused_nonces: ExpiringMap<String, ()>,
-    /// Nonce redemptions in the current second: `(second, count)`.
-    nonce_window: std::sync::Mutex<(i64, u32)>,
+    /// How many nonces are redeemed per second, in all and per client.
+    nonce_budget: NonceBudget,
 }
 
 impl Browser {
@@ -139,7 +141,7 @@ impl Browser {
                 production: pk.production,
             })
         });
-        Browser { instance, api, refused_nonces: ExpiringMap::new(10_000), nonce_window: std::sync::Mutex::new((0, 0)) }
+        Browser { instance, api, refused_nonces: ExpiringMap::new(10_000), nonce_budget: NonceBudget::default() }
     }
 
     /// Where handshakes (and the Frontend API proxy) go.
@@ -193,7 +195,7 @@ impl Browser {
             let nonce = query(cookies::HANDSHAKE_NONCE).or_else(|| jar.handshake_nonce.map(str::to_owned));
             let jwt_in_query = if development { query(cookies::HANDSHAKE) } else { None };
             let handshake_jwt = jwt_in_query.or_else(|| jar.handshake.map(str::to_owned));
-            let nonce = nonce.filter(|n| self.may_redeem(n, request.now_secs));
+            let nonce = nonce.filter(|n| self.may_redeem(n, (request.client)(), request.now_secs));
             if (nonce.is_some() || handshake_jwt.is_some())
                 && let Some(decision) = self.resolve(auth, request, nonce.as_deref(), handshake_jwt.as_deref()).await
             {
@@ -235,22 +237,19 @@ impl Browser {
         }
     }
 
-    /// Whether a nonce may be redeemed now: not refused lately, not absurdly long, and the
-    /// per-second budget not spent.
-    fn may_redeem(&self, nonce: &str, now_secs: i64) -> bool {
-        if nonce.len() > 512 || self.refused_nonces.get(nonce, now_secs * 1000).is_some() {
+    /// Whether a nonce may be redeemed now: not refused lately, and within the budgets
+    /// (see `budget`); anything else is treated as no handshake.
+    fn may_redeem(&self, nonce: &str, client: IpAddr, now_secs: i64) -> bool {
+        if self.refused_nonces.get(nonce, now_secs * 1000).is_some() {
             return false;
         }
-        let Ok(mut window) = self.nonce_window.lock() else { return false };
-        if window.0 != now_secs {
-            *window = (now_secs, 0);
+        match self.nonce_budget.take(nonce, client, now_secs) {
+            Ok(()) => true,
+            Err(refusal) => {
+                tracing::debug!(?refusal, %client, "handshake nonce not redeemed");
+                false
+            }
         }
-        window.1 += 1;
-        if window.1 > MAX_NONCES_PER_SECOND {
-            tracing::warn!("more handshake nonces than {MAX_NONCES_PER_SECOND}/s; ignoring the rest");
-            return false;
-        }
-        true
     }
 
     /// Resolves a handshake that came back; `None` (carry on) when it cannot be.
@@ -268,6 +267,7 @@ impl Browser {
                 if let Some(nonce) = nonce {
                     let now = request.now_secs * 1000;
                     self.refused_nonces.insert(nonce.to_owned(), (), now + 60_000, now);
+                    self.nonce_budget.refused((request.client)(), request.now_secs);
                 }
                 tracing::warn!(%error, "could not resolve the Clerk handshake; continuing without it");
                 return None;

@@ -208,6 +208,26 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
     }
 }
 
+/// The address a request comes from: the peer's, or, when the peer is a trusted proxy, the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further
+/// left were written by the client and prove nothing). An entry that is not an address
+/// stops the walk at the peer.
+pub fn client_address(headers: &HeaderMap, peer: &Peer, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !peer.trusted {
+        return peer.ip;
+    }
+    let hops: Vec<&str> =
+        headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    peer.ip
+}
+
 /// The host the client addressed: the `Host` header, or the URI authority (HTTP/2).
 pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
     headers.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()))
@@ -409,6 +429,22 @@ mod tests {
         ] {
             assert!(!is_valid_host(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        let proxy = Peer { ip: "10.0.0.1".parse().unwrap(), trusted: true, scheme: "http" };
+        assert_eq!(client_address(&h, &proxy, trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        let direct = Peer { ip: "198.51.100.1".parse().unwrap(), trusted: false, scheme: "http" };
+        assert_eq!(client_address(&h, &direct, trusted), direct.ip, "an untrusted peer's header is ignored");
+        let mut odd = HeaderMap::new();
+        odd.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, unknown"));
+        assert_eq!(client_address(&odd, &proxy, trusted), proxy.ip);
+        assert_eq!(client_address(&HeaderMap::new(), &proxy, trusted), proxy.ip);
     }
 
     #[test]

@@ -657,3 +657,39 @@ async fn production_takes_the_handshake_token_from_its_cookie_only() {
     let location = reply.header("location").unwrap();
     assert!(location.starts_with("https://accounts.example.com/sign-in"), "sent to sign in: {location}");
 }
+
+#[tokio::test]
+async fn one_client_flooding_fabricated_nonces_cannot_starve_real_users() {
+    let bapi = fake().await;
+    bapi.state.handshake.lock().unwrap().session_token = Some(key_a().token(&claims()));
+    let config = browser_config(&bapi, PROD_KEY).await.server("trusted_proxies", strings(&["127.0.0.1"]));
+    let gw = TestGateway::start(&config).await;
+    let stale = session_cookies(&expired());
+    let mut returns = Vec::new();
+    for user in 0..20 {
+        let client = format!("203.0.113.{user}");
+        let first = gw.get("/app/page", &[DOCUMENT, ("cookie", &stale), ("x-forwarded-for", &client)]).await;
+        let (back, _) = through_fapi(&bapi, first.header("location").unwrap()).await;
+        returns.push((client, path_of(&back)));
+    }
+    // The manual clock stands still: the flood and the real returns share one second.
+    let gw = &gw;
+    let flood = (0..90).map(|i| {
+        let path = format!("/app/page?__clerk_handshake_nonce=fabricated_{i}");
+        async move { gw.get(&path, &[DOCUMENT, ("x-forwarded-for", "6.6.6.6")]).await.status }
+    });
+    let stale = &stale;
+    let users = returns.iter().map(|(client, path)| async move {
+        let reply = gw.get(path, &[DOCUMENT, ("cookie", stale), ("x-forwarded-for", client)]).await;
+        reply.status == 200 && reply.seen("x-user-id").as_deref() == Some("user_alice")
+    });
+    let (_, signed_in) =
+        futures_util::future::join(futures_util::future::join_all(flood), futures_util::future::join_all(users)).await;
+    let succeeded = signed_in.iter().filter(|ok| **ok).count();
+    assert_eq!(succeeded, 20, "every real user's handshake return signed them in");
+    let redeemed = bapi.count("/v1/clients/handshake_payload");
+    assert!(redeemed <= 20 + 5, "the flood cost at most one client's budget: {redeemed} redemptions");
+    let malformed = gw.get("/app/page?__clerk_handshake_nonce=%3Cscript%3E", &[DOCUMENT]).await;
+    assert_eq!(malformed.status, 307, "signed out, sent to sign in");
+    assert_eq!(bapi.count("/v1/clients/handshake_payload"), redeemed, "a nonce that cannot be valid costs nothing");
+}

@@ -21,7 +21,7 @@ use crate::config::{AuthMode, Route};
 use crate::identity::Identity;
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
-use crate::proxy::{self, HttpClient, Target};
+use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::Reject;
 use crate::server::Handler;
 use crate::session::decide_session;
@@ -105,9 +105,21 @@ async fn process(
     record.route = Some(route.index);
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, record).await?;
-    let target =
-        Target { route, path: &path, host: host.as_deref(), peer, request_id, upgrade, tunnels: &state.tunnels };
-    let (response, elapsed) = proxy::forward(client, request, target).await?;
+    let target = Target {
+        route,
+        path: &path,
+        host: host.as_deref(),
+        peer,
+        request_id,
+        upgrade,
+        tunnels: &state.tunnels,
+        body_read_timeout: state.body_read_timeout,
+    };
+    let (response, elapsed) = proxy::forward(client, request, target).await.inspect_err(|e| {
+        if *e == ForwardError::BodyTimeout {
+            state.metrics.body_timeout();
+        }
+    })?;
     state.metrics.upstream_latency(route.index, elapsed);
     Ok(response)
 }

@@ -60,7 +60,7 @@ use tokio::net::TcpListener;
 pub use clock::Clock;
 pub use config::Config;
 pub use error::Error;
-use server::ServeOptions;
+use server::{ConnectionLimits, ServeOptions};
 use state::AppState;
 
 /// How often readiness re-checks the mirror with a write round trip.
@@ -106,17 +106,9 @@ pub async fn run(
     log_start(&config, &listeners);
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_options = ServeOptions {
-        header_read_timeout: config.server.header_read_timeout,
-        max_header_bytes: config.server.max_header_bytes,
-        tls: None,
-        tls_handshake_timeout: config.server.tls_handshake_timeout,
-        grace_timeout: Duration::from_secs(1),
-        detached: tokio_util::task::TaskTracker::new(),
-    };
     let admin = tokio::spawn(server::serve(
         listeners.admin,
-        admin_options,
+        admin_options(&config),
         admin::AdminHandler::new(state.clone()),
         async move {
             let _ = admin_stopped.await;
@@ -124,12 +116,11 @@ pub async fn run(
     ));
 
     let proxy_options = ServeOptions {
-        header_read_timeout: config.server.header_read_timeout,
-        max_header_bytes: config.server.max_header_bytes,
         tls,
-        tls_handshake_timeout: config.server.tls_handshake_timeout,
         grace_timeout: config.server.grace_timeout,
         detached: state.tunnels.clone(),
+        counters: state.metrics.connections().clone(),
+        ..admin_options(&config)
     };
     let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
     let workers = config.server.workers;
@@ -146,6 +137,26 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin listener's settings, and the base of the proxy listener's: the request-head and
+/// connection limits from `[server]`, a short grace timeout, no TLS.
+fn admin_options(config: &Config) -> ServeOptions {
+    let server = &config.server;
+    ServeOptions {
+        header_read_timeout: server.header_read_timeout,
+        max_header_bytes: server.max_header_bytes,
+        tls_handshake_timeout: server.tls_handshake_timeout,
+        grace_timeout: Duration::from_secs(1),
+        limits: ConnectionLimits {
+            max_connections: server.max_connections,
+            first_byte_timeout: server.first_byte_timeout,
+            idle_timeout: server.idle_timeout,
+            http2_keepalive_interval: server.http2_keepalive_interval,
+            http2_keepalive_timeout: server.http2_keepalive_timeout,
+        },
+        ..ServeOptions::default()
+    }
 }
 
 /// Sweeps every user from the Backend API now and every `every` after, so a replica that

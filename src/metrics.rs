@@ -3,7 +3,8 @@
 //! was given at start-up.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the upstream latency histogram.
@@ -81,6 +82,43 @@ impl Family {
     }
 }
 
+/// What became of connections on one listener, counted by the server (which knows nothing
+/// else of metrics).
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    /// Connections open now.
+    pub open: AtomicI64,
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused: AtomicU64,
+    /// Connections closed because their first bytes did not come in time.
+    pub first_byte_timeouts: AtomicU64,
+    /// Connections closed after `idle_timeout` without a request.
+    pub idle_closed: AtomicU64,
+}
+
+impl ConnectionCounters {
+    fn render(&self, out: &mut String) {
+        let name = "clerk_gateway_connections_open";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Proxy connections open now.\n# TYPE {name} gauge\n{name} {}",
+            self.open.load(Relaxed)
+        );
+        let name = "clerk_gateway_connections_total";
+        let _ = writeln!(out, "# HELP {name} Proxy connections by what became of them.\n# TYPE {name} counter");
+        for (outcome, counter) in [
+            ("accepted", &self.accepted),
+            ("refused", &self.refused),
+            ("first-byte-timeout", &self.first_byte_timeouts),
+            ("idle-closed", &self.idle_closed),
+        ] {
+            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", counter.load(Relaxed));
+        }
+    }
+}
+
 /// Where a user lookup was answered: memory, SQLite, the Backend API, or nowhere.
 pub const USER_SOURCES: &[&str] = &["memory", "mirror", "backend-api", "none"];
 
@@ -116,6 +154,8 @@ pub struct Metrics {
     token_cache_misses: AtomicU64,
     jwks_fetches: AtomicU64,
     jwks_failures: AtomicU64,
+    connections: Arc<ConnectionCounters>,
+    body_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -157,7 +197,20 @@ impl Metrics {
             token_cache_misses: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
             jwks_failures: AtomicU64::new(0),
+            connections: Arc::default(),
+            body_timeouts: AtomicU64::new(0),
         }
+    }
+
+    /// The proxy listener's connection counters, for the server to count into.
+    pub fn connections(&self) -> &Arc<ConnectionCounters> {
+        &self.connections
+    }
+
+    /// Counts a request whose body stalled past `body_read_timeout` (or a webhook past its
+    /// `body_timeout`).
+    pub fn body_timeout(&self) {
+        self.body_timeouts.fetch_add(1, Relaxed);
     }
 
     /// Counts a user lookup by where it was answered (an index into `USER_SOURCES`).
@@ -238,6 +291,13 @@ impl Metrics {
         );
         counter(&mut out, "clerk_gateway_jwks_fetches_total", "JWKS fetch attempts.", &self.jwks_fetches);
         counter(&mut out, "clerk_gateway_jwks_fetch_failures_total", "JWKS fetches that failed.", &self.jwks_failures);
+        self.connections.render(&mut out);
+        counter(
+            &mut out,
+            "clerk_gateway_body_timeouts_total",
+            "Requests whose body did not arrive in time (408).",
+            &self.body_timeouts,
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }

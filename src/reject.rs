@@ -40,6 +40,8 @@ pub enum Reject {
     BadGateway,
     /// The upstream did not answer in time.
     GatewayTimeout,
+    /// The request body did not arrive in time.
+    RequestTimeout,
     /// A gateway-owned path called with another method; carries the allowed one.
     MethodNotAllowed(&'static str),
     /// A webhook delivery that failed verification or parsing.
@@ -60,6 +62,7 @@ impl Reject {
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::WebhookRejected(_) => StatusCode::BAD_REQUEST,
             Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,6 +83,7 @@ impl Reject {
             Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
             Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
             Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
+            Reject::RequestTimeout => r#"{"error":"request_timeout"}"#.into(),
             Reject::MethodNotAllowed(_) => r#"{"error":"method_not_allowed"}"#.into(),
             Reject::WebhookRejected(reason) => format!(r#"{{"error":"invalid_webhook","reason":"{reason}"}}"#),
             Reject::Internal => r#"{"error":"internal"}"#.into(),
@@ -114,6 +118,7 @@ impl From<ForwardError> for Reject {
             ForwardError::PayloadTooLarge => Reject::PayloadTooLarge,
             ForwardError::BadGateway => Reject::BadGateway,
             ForwardError::GatewayTimeout => Reject::GatewayTimeout,
+            ForwardError::BodyTimeout => Reject::RequestTimeout,
         }
     }
 }
@@ -123,6 +128,7 @@ impl From<WebhookError> for Reject {
         match error {
             WebhookError::MethodNotAllowed => Reject::MethodNotAllowed("POST"),
             WebhookError::Refused(Refusal::TooLarge) => Reject::PayloadTooLarge,
+            WebhookError::Refused(Refusal::Timeout) => Reject::RequestTimeout,
             WebhookError::Refused(refusal) => Reject::WebhookRejected(refusal.as_str()),
             WebhookError::NotStored => Reject::Internal,
         }
@@ -158,6 +164,7 @@ mod tests {
             (Reject::PayloadTooLarge, 413),
             (Reject::BadGateway, 502),
             (Reject::GatewayTimeout, 504),
+            (Reject::RequestTimeout, 408),
             (Reject::MethodNotAllowed("POST"), 405),
             (Reject::WebhookRejected("invalid-signature"), 400),
             (Reject::Internal, 500),
@@ -178,6 +185,7 @@ mod tests {
             (ForwardError::PayloadTooLarge, 413),
             (ForwardError::BadGateway, 502),
             (ForwardError::GatewayTimeout, 504),
+            (ForwardError::BodyTimeout, 408),
         ];
         for (error, status) in forwarded {
             assert_eq!(Reject::from(error).status(), status, "{error:?}");

@@ -56,6 +56,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Upgraded connections (WebSockets), tracked so shutdown can wait for them.
     pub tunnels: TaskTracker,
+    /// Longest pause allowed between two chunks of a proxied request body.
+    pub body_read_timeout: Duration,
     trusted_proxies: Vec<IpNet>,
     upstream_connect_timeout: Duration,
     draining: AtomicBool,
@@ -97,7 +99,7 @@ impl AppState {
         );
         let frontend_proxy = frontend_proxy(config, &browser)?;
         let webhook = match &config.webhook {
-            Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose())?),
+            Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose(), w.body_timeout)?),
             None => None,
         };
         Ok(Arc::new(AppState {
@@ -114,6 +116,7 @@ impl AppState {
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             clock,
             tunnels: TaskTracker::new(),
+            body_read_timeout: config.server.body_read_timeout,
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstream_connect_timeout: config.server.upstream_connect_timeout,
             draining: AtomicBool::new(false),
@@ -205,7 +208,8 @@ fn frontend_proxy(config: &Config, browser: &Browser) -> Result<Option<FrontendA
     let base = browser.frontend_api().cloned().ok_or_else(|| {
         ConfigError::new("clerk.proxy_path", "the Frontend API proxy needs the Frontend API's URL (publishable_key)")
     })?;
-    Ok(Some(FrontendApiProxy::new(&proxy.path, &proxy.url, base, config.clerk.secret_key.as_ref())))
+    let secret = config.clerk.secret_key.as_ref();
+    Ok(Some(FrontendApiProxy::new(&proxy.path, &proxy.url, base, secret, config.server.body_read_timeout)))
 }
 
 fn route_label(route: &crate::config::Route) -> String {

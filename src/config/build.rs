@@ -22,6 +22,8 @@ use super::units::{parse_duration, parse_size};
 use crate::clerk_keys::{PublishableKey, check_secret_key};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Open connections at most, by default: well below a container's usual 64k descriptors.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_API_URL: &str = "https://api.clerk.com";
 const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/clerk";
@@ -110,7 +112,29 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             Some(n @ 1..=256) => n,
             Some(_) => return Err(ConfigError::new("server.workers", "expected 1 to 256")),
         },
+        max_connections: match raw.max_connections {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(n @ 1..=1_000_000) => n,
+            Some(_) => return Err(ConfigError::new("server.max_connections", "expected 1 to 1000000")),
+        },
+        first_byte_timeout: timeout("server.first_byte_timeout", raw.first_byte_timeout.as_deref(), secs(10))?,
+        idle_timeout: timeout("server.idle_timeout", raw.idle_timeout.as_deref(), secs(60))?,
+        http2_keepalive_interval: timeout(
+            "server.http2_keepalive_interval",
+            raw.http2_keepalive_interval.as_deref(),
+            secs(20),
+        )?,
+        http2_keepalive_timeout: timeout(
+            "server.http2_keepalive_timeout",
+            raw.http2_keepalive_timeout.as_deref(),
+            secs(10),
+        )?,
+        body_read_timeout: timeout("server.body_read_timeout", raw.body_read_timeout.as_deref(), secs(30))?,
     })
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 fn admin(raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
@@ -289,7 +313,8 @@ fn webhook(raw: RawWebhook, env: EnvLookup<'_>) -> Result<WebhookConfig, ConfigE
     )?
     .ok_or_else(|| ConfigError::new("webhook.signing_secret", "required (or CLERK_WEBHOOK_SIGNING_SECRET)"))?;
     check_signing_secret(&secret).map_err(|m| ConfigError::new("webhook.signing_secret", m))?;
-    Ok(WebhookConfig { path, signing_secret: Secret::new(secret) })
+    let body_timeout = timeout("webhook.body_timeout", raw.body_timeout.as_deref(), Duration::from_secs(10))?;
+    Ok(WebhookConfig { path, signing_secret: Secret::new(secret), body_timeout })
 }
 
 fn headers(raw: RawHeaders) -> Result<IdentityHeaderNames, ConfigError> {

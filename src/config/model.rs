@@ -100,6 +100,19 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Proxy worker threads, each with its own single-threaded runtime and upstream pool.
     pub workers: usize,
+    /// Most connections open at once; more wait briefly, then are closed.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first bytes (the HTTP/2 preface, or
+    /// the start of an HTTP/1.1 request).
+    pub first_byte_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// How often an HTTP/2 connection is pinged.
+    pub http2_keepalive_interval: Duration,
+    /// How long an HTTP/2 ping may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// How long a request body may pause between two chunks.
+    pub body_read_timeout: Duration,
 }
 
 /// Certificate chain and private key, both PEM.
@@ -177,6 +190,8 @@ pub struct WebhookConfig {
     pub path: String,
     /// The `whsec_…` signing secret.
     pub signing_secret: Secret,
+    /// How long reading a whole delivery may take.
+    pub body_timeout: Duration,
 }
 
 /// `[mirror]`.

@@ -41,6 +41,12 @@ pub struct RawServer {
     pub upstream_timeout: Option<String>,
     pub max_header_size: Option<Size>,
     pub workers: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub first_byte_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub http2_keepalive_interval: Option<String>,
+    pub http2_keepalive_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
 }
 
 /// `[admin]`: the health and metrics listener.
@@ -80,6 +86,7 @@ pub struct RawWebhook {
     pub path: Option<String>,
     pub signing_secret: Option<String>,
     pub signing_secret_file: Option<String>,
+    pub body_timeout: Option<String>,
 }
 
 /// `[mirror]`: the SQLite file.

@@ -243,15 +243,7 @@ fn print_curl_lines(proxy: SocketAddr, samples: &Samples) {
 async fn spawn_helper<H: Handler>(handler: H) -> Result<SocketAddr, Error> {
     let listener = bind_loopback().await?;
     let addr = local_addr(&listener)?;
-    let options = ServeOptions {
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 64 * 1024,
-        tls: None,
-        tls_handshake_timeout: Duration::from_secs(10),
-        grace_timeout: Duration::from_secs(1),
-        detached: Default::default(),
-    };
-    tokio::spawn(server::serve(listener, options, handler, pending::<()>()));
+    tokio::spawn(server::serve(listener, ServeOptions::default(), handler, pending::<()>()));
     Ok(addr)
 }
 

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::request_body::{BodyTooLarge, RequestBody};
+use super::request_body::{BodyTimeout, BodyTooLarge, RequestBody};
 use crate::config::{Route, Upstream};
 
 /// The upstream client: pooled keep-alive HTTP/1.1, plain or TLS.
@@ -28,6 +28,8 @@ pub enum ForwardError {
     BadGateway,
     /// The upstream did not answer in time (504).
     GatewayTimeout,
+    /// The client's body stalled past `body_read_timeout` (408).
+    BodyTimeout,
 }
 
 /// The upstream client could not be built.
@@ -102,6 +104,9 @@ pub async fn send(
         Ok(Err(error)) => {
             if caused_by::<BodyTooLarge>(&error) {
                 return Err(ForwardError::PayloadTooLarge);
+            }
+            if caused_by::<BodyTimeout>(&error) {
+                return Err(ForwardError::BodyTimeout);
             }
             tracing::warn!(error = %error_chain(&error), "upstream request failed");
             Err(ForwardError::BadGateway)

@@ -46,12 +46,20 @@ pub struct FrontendApiProxy {
     proxy_url: Option<HeaderValue>,
     /// `Clerk-Secret-Key`, when a secret key is configured.
     secret_key: Option<HeaderValue>,
+    /// Longest pause allowed between two chunks of a request body.
+    body_read_timeout: Duration,
 }
 
 impl FrontendApiProxy {
     /// A proxy serving `prefix` in front of the Frontend API at `base`, announcing itself as
     /// `proxy_url` and authenticating with `secret_key`.
-    pub fn new(prefix: &str, proxy_url: &Url, base: Url, secret_key: Option<&Secret>) -> Self {
+    pub fn new(
+        prefix: &str,
+        proxy_url: &Url,
+        base: Url,
+        secret_key: Option<&Secret>,
+        body_read_timeout: Duration,
+    ) -> Self {
         let secret_key = secret_key.and_then(|s| HeaderValue::try_from(s.expose()).ok()).map(|mut value| {
             value.set_sensitive(true);
             value
@@ -61,6 +69,7 @@ impl FrontendApiProxy {
             base,
             proxy_url: HeaderValue::try_from(proxy_url.as_str()).ok(),
             secret_key,
+            body_read_timeout,
         }
     }
 
@@ -94,7 +103,7 @@ impl FrontendApiProxy {
         }
         let (mut parts, incoming) = request.into_parts();
         parts.uri = uri;
-        let outbound = Request::from_parts(parts, RequestBody::new(incoming, None));
+        let outbound = Request::from_parts(parts, RequestBody::new(incoming, None, self.body_read_timeout));
         let mut response = send(client, outbound, FAPI_TIMEOUT).await?;
         headers::remove_hop_by_hop(response.headers_mut());
         Ok(response.map(body::stream))

@@ -37,6 +37,8 @@ pub struct Target<'a> {
     pub upgrade: Option<HeaderValue>,
     /// Where an upgraded connection's task is tracked.
     pub tunnels: &'a TaskTracker,
+    /// Longest pause allowed between two chunks of the request body.
+    pub body_read_timeout: Duration,
 }
 
 /// Forwards `request`, whose hop-by-hop headers are already gone, and returns the
@@ -75,7 +77,8 @@ pub async fn forward(
     let uri = forward::upstream_uri(&target.route.upstream, target.route, target.path, request.uri().query())?;
     let (mut parts, incoming) = request.into_parts();
     parts.uri = uri;
-    let outbound = Request::from_parts(parts, RequestBody::new(incoming, target.route.max_body));
+    let outbound =
+        Request::from_parts(parts, RequestBody::new(incoming, target.route.max_body, target.body_read_timeout));
     let started = Instant::now();
     let mut response = forward::send(client, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();

@@ -1,12 +1,16 @@
 //! `RequestBody`: the inbound body on its way upstream, streamed untouched but failing once
-//! more than the route's `max_body` has passed.
+//! more than the route's `max_body` has passed, or when the client pauses longer than
+//! `body_read_timeout` between two chunks.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::body::BoxError;
 
@@ -15,18 +19,33 @@ use crate::body::BoxError;
 #[error("request body exceeds the route's max_body")]
 pub struct BodyTooLarge;
 
+/// The client paused longer than `body_read_timeout` between two chunks of its body.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stalled past body_read_timeout")]
+pub struct BodyTimeout;
+
 /// The inbound request body, streamed to the upstream, failing once more than `limit` bytes
-/// have passed.
+/// have passed or the client pauses longer than `idle` between chunks.
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Incoming,
     remaining: Option<u64>,
+    idle: Duration,
+    /// Armed at the first wait for a chunk (a body that is all there never needs one).
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl RequestBody {
-    /// Wraps `inner`, allowing at most `limit` bytes when given.
-    pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
-        RequestBody { inner, remaining: limit }
+    /// Wraps `inner`, allowing at most `limit` bytes when given and `idle` between chunks.
+    pub fn new(inner: Incoming, limit: Option<u64>, idle: Duration) -> Self {
+        RequestBody { inner, remaining: limit, idle, stall: None }
+    }
+
+    /// Whether the client has paused too long (arming the deadline on the first wait).
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let idle = self.idle;
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        stall.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -39,8 +58,13 @@ impl HttpBody for RequestBody {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending if self.stalled(cx) => return Poll::Ready(Some(Err(BodyTimeout.into()))),
             Poll::Pending => return Poll::Pending,
         };
+        let idle = self.idle;
+        if let Some(stall) = self.stall.as_mut() {
+            stall.as_mut().reset(tokio::time::Instant::now() + idle);
+        }
         if let (Some(remaining), Some(data)) = (self.remaining.as_mut(), frame.data_ref()) {
             let len = data.len() as u64;
             if len > *remaining {

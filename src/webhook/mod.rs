@@ -22,6 +22,8 @@ pub mod events;
 pub mod outcome;
 pub mod svix;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response, StatusCode};
@@ -45,6 +47,8 @@ pub struct WebhookEndpoint {
     /// The path Svix posts to.
     pub path: String,
     verifier: Verifier,
+    /// How long reading a whole delivery may take.
+    body_timeout: Duration,
 }
 
 /// Why the endpoint did not acknowledge a delivery; `reject` turns each into its answer.
@@ -63,8 +67,8 @@ impl WebhookEndpoint {
     ///
     /// # Errors
     /// `SecretError` when the secret is unusable.
-    pub fn new(path: &str, signing_secret: &str) -> Result<WebhookEndpoint, SecretError> {
-        Ok(WebhookEndpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)? })
+    pub fn new(path: &str, signing_secret: &str, body_timeout: Duration) -> Result<WebhookEndpoint, SecretError> {
+        Ok(WebhookEndpoint { path: path.to_owned(), verifier: Verifier::new(signing_secret)?, body_timeout })
     }
 
     /// Handles one request to the webhook path: verify, then apply through `directory`.
@@ -83,6 +87,9 @@ impl WebhookEndpoint {
         }
         let refuse = |refusal: Refusal| {
             metrics.webhook_rejection(refusal.index());
+            if refusal == Refusal::Timeout {
+                metrics.body_timeout();
+            }
             tracing::warn!(reason = refusal.as_str(), "webhook delivery refused");
             WebhookError::Refused(refusal)
         };
@@ -112,7 +119,8 @@ impl WebhookEndpoint {
         if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
             return Err(Refusal::TooLarge);
         }
-        let raw = read_body(incoming).await?;
+        let raw =
+            tokio::time::timeout(self.body_timeout, read_body(incoming)).await.map_err(|_| Refusal::Timeout)??;
         let verified = self.verifier.verify(&parts.headers, &raw, clock.now_secs())?;
         let envelope = events::parse(&raw).map_err(|error| {
             tracing::warn!(%error, id = verified.id, "verified webhook with an unreadable payload");

@@ -56,16 +56,19 @@ pub enum Refusal {
     InvalidPayload,
     /// Over 1 MiB (answered 413).
     TooLarge,
+    /// Not all there within `webhook.body_timeout` (answered 408).
+    Timeout,
 }
 
 impl Refusal {
     /// Every refusal, in discriminant order.
-    pub const ALL: [Refusal; 5] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::MissingHeaders,
         Refusal::StaleTimestamp,
         Refusal::InvalidSignature,
         Refusal::InvalidPayload,
         Refusal::TooLarge,
+        Refusal::Timeout,
     ];
 
     /// The label of every refusal, in `ALL` order.
@@ -79,6 +82,7 @@ impl Refusal {
             Refusal::InvalidSignature => "invalid-signature",
             Refusal::InvalidPayload => "invalid-payload",
             Refusal::TooLarge => "too-large",
+            Refusal::Timeout => "timeout",
         }
     }
 

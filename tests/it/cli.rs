@@ -368,12 +368,8 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let options = clerk_gateway::server::ServeOptions {
-        header_read_timeout: Duration::from_secs(5),
-        max_header_bytes: 65536,
         tls: Some(clerk_gateway::tls::acceptor(&files).unwrap()),
-        tls_handshake_timeout: Duration::from_secs(5),
-        grace_timeout: Duration::from_secs(1),
-        detached: Default::default(),
+        ..Default::default()
     };
     tokio::spawn(clerk_gateway::server::serve(listener, options, Echo, std::future::pending::<()>()));
     let config = public_config(&format!("https://{upstream}"));

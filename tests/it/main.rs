@@ -9,6 +9,7 @@ mod durability;
 mod harness;
 mod jwks;
 mod layers;
+mod limits;
 mod proxy;
 mod shutdown;
 mod sync;

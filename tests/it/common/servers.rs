@@ -9,14 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 fn quick_options() -> ServeOptions {
-    ServeOptions {
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 256 * 1024,
-        tls: None,
-        tls_handshake_timeout: Duration::from_secs(5),
-        grace_timeout: Duration::from_secs(1),
-        detached: Default::default(),
-    }
+    ServeOptions { max_header_bytes: 256 * 1024, tls_handshake_timeout: Duration::from_secs(5), ..Default::default() }
 }
 
 /// Serves `handler` on 127.0.0.1:0 until the returned sender is dropped or fired.

@@ -1,0 +1,165 @@
+//! What keeps a connection from being held for free: `FirstBytes`, an I/O wrapper that
+//! fails the connection when its first bytes (enough to tell HTTP/2's preface from an
+//! HTTP/1.1 request) do not come within a deadline, and `Activity`, the count of a
+//! connection's requests in flight, whose `idle_for` resolves once there has been none for
+//! a while.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Sleep;
+
+use crate::metrics::ConnectionCounters;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection's I/O until its protocol is known: the bytes seen so far must either stop
+/// matching the HTTP/2 preface (HTTP/1.1) or complete it before the deadline.
+pub struct FirstBytes<I> {
+    inner: I,
+    /// `Some` while the protocol is not known yet.
+    deadline: Option<Pin<Box<Sleep>>>,
+    seen: usize,
+    counters: Arc<ConnectionCounters>,
+}
+
+impl<I> FirstBytes<I> {
+    /// `inner`, which must show its protocol within `timeout` (a timeout is counted).
+    pub fn new(inner: I, timeout: Duration, counters: Arc<ConnectionCounters>) -> Self {
+        FirstBytes { inner, deadline: Some(Box::pin(tokio::time::sleep(timeout))), seen: 0, counters }
+    }
+
+    /// Whether the deadline passed before the protocol was known.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready())
+    }
+
+    /// Looks at newly read bytes; once they decide the protocol, the deadline is gone.
+    fn observe(&mut self, bytes: &[u8]) {
+        if self.deadline.is_none() {
+            return;
+        }
+        let expected = &PREFACE[self.seen.min(PREFACE.len())..];
+        let n = bytes.len().min(expected.len());
+        self.seen += n;
+        if bytes[..n] != expected[..n] || self.seen >= PREFACE.len() || bytes.is_empty() {
+            self.deadline = None;
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for FirstBytes<I> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.observe(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx) => {
+                this.deadline = None;
+                this.counters.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request within first_byte_timeout")))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for FirstBytes<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A connection's requests in flight.
+#[derive(Default)]
+pub struct Activity {
+    in_flight: AtomicUsize,
+    changed: Notify,
+}
+
+impl Activity {
+    /// A request started; the returned guard ends it when dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `idle`.
+    pub async fn idle_for(&self, idle: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                changed.await;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(idle) => return,
+                () = changed => {}
+            }
+        }
+    }
+}
+
+/// One request in flight; ends when dropped.
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_preface_or_anything_else_decides() {
+        let first = |()| FirstBytes::new((), Duration::from_secs(1), Arc::default());
+        let mut h1 = first(());
+        h1.observe(b"GET / HTTP/1.1\r\n");
+        assert!(h1.deadline.is_none(), "not the preface: HTTP/1.1");
+        let mut h2 = first(());
+        h2.observe(&PREFACE[..10]);
+        assert!(h2.deadline.is_some(), "part of the preface decides nothing");
+        h2.observe(&PREFACE[10..]);
+        assert!(h2.deadline.is_none(), "the whole preface: HTTP/2");
+        let mut tricky = first(());
+        tricky.observe(b"PRI * HTTP/1.1");
+        assert!(tricky.deadline.is_none(), "a prefix that stops matching");
+    }
+}

@@ -1,0 +1,440 @@
+//! Accepting connections: the hyper auto (HTTP/1.1 + HTTP/2) builder, optional TLS, and
+//! every limit that keeps a connection from being held for free (at most `max_connections`
+//! open, deadlines for the TLS handshake, the first bytes and the request head, HTTP/2
+//! keep-alive pings, an idle timeout), graceful shutdown, and (for the proxy listener)
+//! worker threads that each run a single-threaded runtime, so a request and its upstream
+//! connection stay on one core. Knows nothing about auth, routes or headers.
+
+mod guard;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::body::Body;
+use crate::metrics::ConnectionCounters;
+use guard::{Activity, FirstBytes};
+
+/// How long an accepted connection over `max_connections` waits for a slot before it is
+/// closed.
+const OVER_LIMIT_WAIT: Duration = Duration::from_millis(100);
+
+/// What a connection may cost before it is closed.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Deadline for the first bytes (enough to tell HTTP/2's preface from HTTP/1.1).
+    pub first_byte_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// How often HTTP/2 connections are pinged.
+    pub http2_keepalive_interval: Duration,
+    /// How long a ping may go unanswered.
+    pub http2_keepalive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            first_byte_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_keepalive_interval: Duration::from_secs(20),
+            http2_keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Connection-level settings.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Deadline for a request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// TLS termination, when configured.
+    pub tls: Option<TlsAcceptor>,
+    /// Deadline for a TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// After `stop`: how long open connections get to finish.
+    pub grace_timeout: Duration,
+    /// Tasks handlers spawn that outlive their request (upgraded connections): shutdown
+    /// gives them the same grace timeout as open connections.
+    pub detached: TaskTracker,
+    /// Connection limits and deadlines.
+    pub limits: ConnectionLimits,
+    /// Where what becomes of connections is counted.
+    pub counters: Arc<ConnectionCounters>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            grace_timeout: Duration::from_secs(1),
+            detached: TaskTracker::new(),
+            limits: ConnectionLimits::default(),
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// A request handler: given the peer address and the request, produce the response.
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Handles one request.
+    fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves `listener` on the calling runtime until `stop` completes, then stops accepting
+/// and gives open connections `grace_timeout` to finish.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    options: ServeOptions,
+    handler: H,
+    stop: impl Future<Output = ()>,
+) {
+    let connections = Connections::new(&options);
+    let shutdown = Shutdown::new();
+    accept_until(&listener, &options, stop, |stream, peer, slot| {
+        let ticket = shutdown.ticket(slot);
+        tokio::spawn(connections.serve(stream, peer, handler.clone(), ticket));
+    })
+    .await;
+    drop(listener);
+    shutdown.finish(&options).await;
+}
+
+/// Like `serve`, but connections are handed round-robin to `workers` threads, each with its
+/// own single-threaded runtime and its own handler, `make_handler(worker_index)`, so that
+/// per-worker resources such as an upstream pool are only ever used from that thread.
+pub async fn serve_on_workers<H, F>(
+    listener: TcpListener,
+    options: ServeOptions,
+    workers: usize,
+    make_handler: F,
+    stop: impl Future<Output = ()>,
+) where
+    H: Handler,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let make_handler = Arc::new(make_handler);
+    let pool: Vec<Worker> = (0..workers.max(1)).map(|i| Worker::start(i, &options, make_handler.clone())).collect();
+    let shutdown = Shutdown::new();
+    let mut next = 0usize;
+    accept_until(&listener, &options, stop, |stream, peer, slot| {
+        let Ok(stream) = stream.into_std() else { return };
+        let worker = &pool[next % pool.len()];
+        next = next.wrapping_add(1);
+        let _ = worker.connections.send(Accepted { stream, peer, ticket: shutdown.ticket(slot) });
+    })
+    .await;
+    drop(listener);
+    let (mut aborts, mut threads) = (Vec::new(), Vec::new());
+    for worker in pool {
+        drop(worker.connections);
+        aborts.push(worker.abort);
+        threads.push(worker.thread);
+    }
+    shutdown.finish(&options).await;
+    for abort in aborts {
+        let _ = abort.send(());
+    }
+    let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+}
+
+/// Accepts until `stop`, handing each connection that gets one of the `max_connections`
+/// slots to `dispatch`; one that finds none free within `OVER_LIMIT_WAIT` is closed.
+async fn accept_until(
+    listener: &TcpListener,
+    options: &ServeOptions,
+    stop: impl Future<Output = ()>,
+    mut dispatch: impl FnMut(TcpStream, SocketAddr, Slot),
+) {
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Some(slot) = Slot::take(&slots, &options.counters).await else { continue };
+                    let _ = stream.set_nodelay(true);
+                    dispatch(stream, peer, slot);
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// One of the `max_connections` slots, held by a connection while it is open.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    counters: Arc<ConnectionCounters>,
+}
+
+impl Slot {
+    /// A free slot, waiting at most `OVER_LIMIT_WAIT`; `None` (counted as refused) if
+    /// there is none.
+    async fn take(slots: &Arc<Semaphore>, counters: &Arc<ConnectionCounters>) -> Option<Slot> {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tokio::time::timeout(OVER_LIMIT_WAIT, slots.clone().acquire_owned()).await.ok().and_then(Result::ok)
+            }
+        };
+        let Some(permit) = permit else {
+            counters.refused.fetch_add(1, Relaxed);
+            return None;
+        };
+        counters.accepted.fetch_add(1, Relaxed);
+        counters.open.fetch_add(1, Relaxed);
+        Some(Slot { _permit: permit, counters: counters.clone() })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.counters.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Graceful shutdown of a listener's connections: each holds a ticket, and `finish` asks
+/// them all to close and waits for them (and for detached tasks) within the grace timeout.
+struct Shutdown {
+    stop: watch::Sender<bool>,
+    open: TaskTracker,
+}
+
+/// What a connection needs to take part in shutdown, and the slot it holds.
+struct Ticket {
+    stop: watch::Receiver<bool>,
+    _tracked: TaskTrackerToken,
+    _slot: Slot,
+}
+
+impl Shutdown {
+    fn new() -> Self {
+        Shutdown { stop: watch::channel(false).0, open: TaskTracker::new() }
+    }
+
+    fn ticket(&self, slot: Slot) -> Ticket {
+        Ticket { stop: self.stop.subscribe(), _tracked: self.open.token(), _slot: slot }
+    }
+
+    async fn finish(self, options: &ServeOptions) {
+        let open = self.open.len();
+        self.stop.send_replace(true);
+        self.open.close();
+        let detached = &options.detached;
+        let everything = async {
+            self.open.wait().await;
+            detached.close();
+            detached.wait().await;
+        };
+        if tokio::time::timeout(options.grace_timeout, everything).await.is_err() {
+            let tunnels = detached.len();
+            tracing::warn!(open, tunnels, "grace timeout passed with requests still in flight; closing them");
+        }
+    }
+}
+
+/// A connection accepted on the listener's runtime, on its way to a worker.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+}
+
+struct Worker {
+    connections: mpsc::UnboundedSender<Accepted>,
+    abort: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start<H, F>(index: usize, options: &ServeOptions, make_handler: Arc<F>) -> Worker
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let (connections, incoming) = mpsc::unbounded_channel();
+        let (abort, aborted) = oneshot::channel();
+        let options = options.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("gateway-worker-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => return tracing::error!(%error, "cannot start a worker runtime"),
+                };
+                runtime.block_on(Self::run(incoming, aborted, Connections::new(&options), make_handler(index)));
+            })
+            .unwrap_or_else(|e| panic!("cannot spawn a worker thread: {e}"));
+        Worker { connections, abort, thread }
+    }
+
+    /// Serves what arrives until the acceptor is gone, then keeps running until shutdown
+    /// is over.
+    async fn run<H: Handler>(
+        mut incoming: mpsc::UnboundedReceiver<Accepted>,
+        aborted: oneshot::Receiver<()>,
+        connections: Connections,
+        handler: H,
+    ) {
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = incoming.recv() => match accepted {
+                    Some(Accepted { stream, peer, ticket }) => match TcpStream::from_std(stream) {
+                        Ok(stream) => {
+                            tasks.spawn(connections.serve(stream, peer, handler.clone(), ticket));
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot adopt a connection"),
+                    },
+                    None => break,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        // The acceptor is gone, but connections and upgraded tunnels still run on this
+        // runtime: keep it until the acceptor says shutdown is over (everything finished or
+        // the grace timeout passed), then drop whatever is left.
+        let _ = aborted.await;
+        tasks.abort_all();
+    }
+}
+
+/// Serves single connections: the shared auto builder plus TLS and the limits.
+#[derive(Clone)]
+struct Connections {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    limits: ConnectionLimits,
+    counters: Arc<ConnectionCounters>,
+}
+
+impl Connections {
+    fn new(options: &ServeOptions) -> Self {
+        let limits = options.limits.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(options.max_header_bytes);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.http2_keepalive_interval)
+            .keep_alive_timeout(limits.http2_keepalive_timeout)
+            .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        Connections {
+            builder: Arc::new(builder),
+            tls: options.tls.clone(),
+            handshake_timeout: options.tls_handshake_timeout,
+            limits,
+            counters: options.counters.clone(),
+        }
+    }
+
+    fn serve<H: Handler>(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        handler: H,
+        ticket: Ticket,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let first_bytes = this.limits.first_byte_timeout;
+            match &this.tls {
+                None => {
+                    let io = FirstBytes::new(stream, first_bytes, this.counters.clone());
+                    this.serve_io(io, peer, handler, ticket).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(this.handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let io = FirstBytes::new(tls_stream, first_bytes, this.counters.clone());
+                        this.serve_io(io, peer, handler, ticket).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            }
+        }
+    }
+
+    /// Serves one connection until it ends: closed gracefully at shutdown, or once no
+    /// request has been in flight for `idle_timeout` (a client that does not finish that
+    /// graceful close, an HTTP/2 peer that never acknowledges the GOAWAY's ping, is dropped
+    /// after `http2_keepalive_timeout` more).
+    async fn serve_io<I, H>(&self, io: I, peer: SocketAddr, handler: H, mut ticket: Ticket)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Handler,
+    {
+        let activity = Arc::new(Activity::default());
+        let requests = activity.clone();
+        let service = service_fn(move |request| {
+            let handler = handler.clone();
+            let in_flight = requests.begin();
+            async move {
+                let response = handler.call(peer, request).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+        tokio::pin!(connection);
+        let mut closing = false;
+        let mut idle_close = None;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                _ = ticket.stop.wait_for(|stop| *stop), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = activity.idle_for(self.limits.idle_timeout), if !closing => {
+                    self.counters.idle_closed.fetch_add(1, Relaxed);
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                    idle_close = Some(Box::pin(tokio::time::sleep(self.limits.http2_keepalive_timeout)));
+                }
+                () = async { idle_close.as_mut().expect("armed").await }, if idle_close.is_some() => {
+                    tracing::debug!(%peer, "an idle connection did not close gracefully in time; dropping it");
+                    return;
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}

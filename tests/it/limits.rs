@@ -1,0 +1,146 @@
+//! No connection is held for free: one that sends nothing, or only the HTTP/2 preface, or
+//! the preface and SETTINGS and then nothing, or sits idle after a request, is closed; a
+//! body that stalls is cut off with 408; past `max_connections`, new connections are closed
+//! at once. Each of these is counted in `/metrics`.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty HTTP/2 SETTINGS frame: length 0, type 4, no flags, stream 0.
+const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+async fn limited(server: &[(&str, &str)]) -> (TestGateway, FakeJwks) {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let mut config = TestConfig::standard(&jwks, upstream).webhook(":memory:");
+    for (key, value) in server {
+        config = config.server(key, *value);
+    }
+    (TestGateway::start(&config).await, jwks)
+}
+
+/// Reads until the gateway closes the connection (within 5 s, else the test fails), and
+/// returns what it sent.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return out,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection is still open after 5 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_or_only_part_of_the_preface_are_closed() {
+    let (gw, _jwks) = limited(&[("first_byte_timeout", "200ms")]).await;
+    let mut silent = TcpStream::connect(gw.addr).await.unwrap();
+    let mut half = TcpStream::connect(gw.addr).await.unwrap();
+    half.write_all(&PREFACE[..10]).await.unwrap();
+    assert!(until_closed(&mut silent).await.is_empty());
+    assert!(until_closed(&mut half).await.is_empty());
+    let timeouts = gw.metric(r#"clerk_gateway_connections_total{outcome="first-byte-timeout"}"#).await;
+    assert_eq!(timeouts, 2.0);
+    assert_eq!(gw.get("/public/x", &[]).await.status, 200, "a real request is unaffected");
+}
+
+#[tokio::test]
+async fn the_preface_and_settings_then_nothing_is_closed_when_idle() {
+    let (gw, _jwks) = limited(&[("idle_timeout", "300ms"), ("http2_keepalive_timeout", "300ms")]).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(SETTINGS).await.unwrap();
+    let sent = until_closed(&mut stream).await;
+    let goaway = sent.windows(4).any(|w| w[3] == 7);
+    assert!(goaway, "the gateway said GOAWAY before closing: {sent:?}");
+    assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="idle-closed"}"#).await, 1.0);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_its_request() {
+    let (gw, _jwks) = limited(&[("idle_timeout", "300ms")]).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let answer = until_closed(&mut stream).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "served, then closed when idle");
+    assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="idle-closed"}"#).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_long_request_is_not_idle() {
+    let (gw, _jwks) = limited(&[("idle_timeout", "200ms")]).await;
+    let reply = gw.get("/slow/x?ms=250", &[]).await;
+    assert_eq!(reply.status, 200, "a request in flight keeps its connection");
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_cut_off_with_408() {
+    let (gw, _jwks) = limited(&[("body_read_timeout", "200ms")]).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(b"POST /public/upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nx").await.unwrap();
+    let answer = String::from_utf8_lossy(&until_closed(&mut stream).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#"{"error":"request_timeout"}"#), "{answer}");
+    assert_eq!(gw.metric("clerk_gateway_body_timeouts_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_webhook_sent_a_byte_at_a_time_is_cut_off_with_408() {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let config = TestConfig::standard(&jwks, upstream).webhook(":memory:").section("webhook", "body_timeout", "300ms");
+    let gw = TestGateway::start(&config).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(b"POST /webhooks/clerk HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n").await.unwrap();
+    let drip = async {
+        for _ in 0..40 {
+            if stream.write_all(b"{").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), drip).await.unwrap();
+    let answer = String::from_utf8_lossy(&until_closed(&mut stream).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "a body that keeps trickling still has a total deadline: {answer}");
+    assert_eq!(gw.metric(r#"clerk_gateway_webhook_rejections_total{reason="timeout"}"#).await, 1.0);
+}
+
+#[tokio::test]
+async fn past_max_connections_new_connections_are_closed_and_counted() {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let gw = TestGateway::start(&TestConfig::standard(&jwks, upstream).server("max_connections", 3)).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 16];
+        stream.read_exact(&mut buf).await.unwrap();
+        held.push(stream);
+    }
+    let mut extra = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = extra.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(until_closed(&mut extra).await.is_empty(), "closed without an answer");
+    assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="refused"}"#).await, 1.0);
+    assert_eq!(gw.metric("clerk_gateway_connections_open").await, 3.0);
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        let _ = stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+        if String::from_utf8_lossy(&until_closed(&mut stream).await).starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(served, "a freed slot is used again");
+}

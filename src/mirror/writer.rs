@@ -141,7 +141,7 @@ impl Writer {
     /// Whether what was just committed went to the file the path names; once it did not,
     /// the writer refuses everything (a restart opens whatever is at the path then).
     fn verify_file(&mut self) -> Result<(), FileChange> {
-        let change = self.file.check().err().or(self.lost);
+        let change = self.lost.or_else(|| self.file.check().err());
         if let Some(change) = change {
             if self.lost.is_none() {
                 tracing::error!(

@@ -11,10 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
+use crate::body::{Body, BoxError};
 use crate::metrics::ConnectionCounters;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -135,6 +139,36 @@ impl Activity {
 
 /// One request in flight; ends when dropped.
 pub struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// `body`, keeping the request in flight until it has been sent or dropped.
+    pub fn hold(self, body: Body) -> Body {
+        Held { body, _in_flight: self }.boxed()
+    }
+}
+
+/// A response body and the request it keeps in flight.
+struct Held {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -391,9 +391,9 @@ impl Connections {
     }
 
     /// Serves one connection until it ends: closed gracefully at shutdown, or once no
-    /// request has been in flight for `idle_timeout` (a client that does not finish that
-    /// graceful close, an HTTP/2 peer that never acknowledges the GOAWAY's ping, is dropped
-    /// after `http2_keepalive_timeout` more).
+    /// request has been in flight (head or body) for `idle_timeout`. A client that does not
+    /// finish that graceful close (an HTTP/2 peer that never acknowledges the GOAWAY's ping)
+    /// is dropped once it has had no request in flight for `http2_keepalive_timeout` more.
     async fn serve_io<I, H>(&self, io: I, peer: SocketAddr, handler: H, mut ticket: Ticket)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -404,16 +404,12 @@ impl Connections {
         let service = service_fn(move |request| {
             let handler = handler.clone();
             let in_flight = requests.begin();
-            async move {
-                let response = handler.call(peer, request).await;
-                drop(in_flight);
-                Ok::<_, Infallible>(response)
-            }
+            // In flight until the response body has been sent (or dropped), not just its head.
+            async move { Ok::<_, Infallible>(handler.call(peer, request).await.map(|body| in_flight.hold(body))) }
         });
         let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         tokio::pin!(connection);
-        let mut closing = false;
-        let mut idle_close = None;
+        let (mut closing, mut closing_idle) = (false, false);
         let result = loop {
             tokio::select! {
                 result = connection.as_mut() => break result,
@@ -424,10 +420,11 @@ impl Connections {
                 () = activity.idle_for(self.limits.idle_timeout), if !closing => {
                     self.counters.idle_closed.fetch_add(1, Relaxed);
                     connection.as_mut().graceful_shutdown();
-                    closing = true;
-                    idle_close = Some(Box::pin(tokio::time::sleep(self.limits.http2_keepalive_timeout)));
+                    (closing, closing_idle) = (true, true);
                 }
-                () = async { idle_close.as_mut().expect("armed").await }, if idle_close.is_some() => {
+                // A request that slipped in as the GOAWAY went out still finishes: only a
+                // connection that stays without one is dropped.
+                () = activity.idle_for(self.limits.http2_keepalive_timeout), if closing_idle => {
                     tracing::debug!(%peer, "an idle connection did not close gracefully in time; dropping it");
                     return;
                 }

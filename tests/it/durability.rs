@@ -85,6 +85,18 @@ async fn a_replaced_database_file_acknowledges_nothing() {
 }
 
 #[tokio::test]
+async fn a_deleted_write_ahead_log_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, path, _config, _jwks) = file_gateway(&dir).await;
+    let alice = event("user.created", clerk_user("user_alice", "Alice", 1, json!({})));
+    assert_eq!(gw.deliver("msg_before", &alice).await.status, 200);
+    std::fs::remove_file(format!("{path}-wal")).unwrap();
+    assert_eq!(gw.deliver("msg_revoke", &revoked("sess_1")).await.status, 500, "its commits would be lost");
+    assert_eq!(gw.get_with_token("/api/x", &key_a().token(&claims())).await.reason(), "session-revoked");
+    wait_unready(&gw, "write-ahead log").await;
+}
+
+#[tokio::test]
 async fn a_locked_database_answers_5xx_and_the_revocation_still_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (gw, path, config, _jwks) = file_gateway(&dir).await;

@@ -144,3 +144,48 @@ async fn past_max_connections_new_connections_are_closed_and_counted() {
     }
     assert!(served, "a freed slot is used again");
 }
+
+/// Answers with ten one-byte chunks, 100 ms apart: a response longer than a short idle timeout.
+#[derive(Clone)]
+struct Trickle;
+
+impl clerk_gateway::server::Handler for Trickle {
+    async fn call(
+        &self,
+        _peer: std::net::SocketAddr,
+        _request: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<clerk_gateway::body::Body> {
+        use http_body_util::BodyExt;
+        let chunks = futures_util::stream::unfold(0u32, |n| async move {
+            if n == 10 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let frame = hyper::body::Frame::data(bytes::Bytes::from_static(b"x"));
+            Some((Ok::<_, clerk_gateway::body::BoxError>(frame), n + 1))
+        });
+        http::Response::new(http_body_util::StreamBody::new(chunks).boxed())
+    }
+}
+
+#[tokio::test]
+async fn a_response_still_streaming_is_not_idle() {
+    let jwks = FakeJwks::with_key_a().await;
+    let trickle = spawn_forever(Trickle).await;
+    let config = TestConfig::standard(&jwks, spawn_upstream().await)
+        .server("idle_timeout", "200ms")
+        .server("http2_keepalive_timeout", "200ms")
+        .route(TestRoute::new("/trickle/", &format!("http://{trickle}")).auth("public"));
+    let gw = TestGateway::start(&config).await;
+    let reply = gw.get("/trickle/x", &[]).await;
+    assert_eq!((reply.status, reply.body.as_ref()), (200, &b"xxxxxxxxxx"[..]), "HTTP/1.1: the whole body");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let request = http::Request::get(format!("http://{}/trickle/x", gw.addr))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert_eq!(body.as_ref(), b"xxxxxxxxxx", "HTTP/2: the whole body");
+}

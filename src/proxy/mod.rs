@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{self, Body};
 use crate::config::Route;
+use crate::server::ConnectionHold;
 pub use forward::{ForwardError, HttpClient};
 use headers::Peer;
 use request_body::RequestBody;
@@ -59,7 +60,8 @@ pub async fn forward(
             if request.version() == Version::HTTP_11 && protocol.as_bytes().eq_ignore_ascii_case(b"websocket") =>
         {
             headers::restore_upgrade(request.headers_mut(), protocol.clone());
-            Some((protocol, hyper::upgrade::on(&mut request)))
+            let hold = request.extensions_mut().remove::<ConnectionHold>();
+            Some((protocol, hyper::upgrade::on(&mut request), hold))
         }
         _ => None,
     };
@@ -83,7 +85,7 @@ pub async fn forward(
     let mut response = forward::send(client, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some((protocol, client_upgrade)) = client_upgrade else {
+        let Some((protocol, client_upgrade, hold)) = client_upgrade else {
             tracing::warn!("upstream switched protocols without being asked to");
             return Err(ForwardError::BadGateway);
         };
@@ -92,7 +94,7 @@ pub async fn forward(
             tracing::warn!("upstream switched to another protocol than the one asked for");
             return Err(ForwardError::BadGateway);
         }
-        upgrade::splice(client_upgrade, &mut response, target.tunnels);
+        upgrade::splice(client_upgrade, &mut response, target.tunnels, hold);
     } else {
         headers::remove_hop_by_hop(response.headers_mut());
     }

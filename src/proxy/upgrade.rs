@@ -1,5 +1,6 @@
 //! Protocol upgrades (WebSocket and friends) over HTTP/1.1: once the upstream answers 101,
-//! the two upgraded connections are spliced together in a task of their own.
+//! the two upgraded connections are spliced together in a task of their own, which keeps
+//! the connection's slot among `max_connections` while it runs.
 
 use http::Response;
 use hyper::body::Incoming;
@@ -7,11 +8,20 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
+use crate::server::ConnectionHold;
+
 /// Joins the client's upgraded connection to the upstream's when both are ready, in a task
-/// `tunnels` tracks (so shutdown can give it the grace timeout).
-pub fn splice(client: OnUpgrade, upstream_response: &mut Response<Incoming>, tunnels: &TaskTracker) {
+/// `tunnels` tracks (so shutdown can give it the grace timeout). The tunnel keeps `hold`,
+/// its connection's slot among `max_connections`, until it closes.
+pub fn splice(
+    client: OnUpgrade,
+    upstream_response: &mut Response<Incoming>,
+    tunnels: &TaskTracker,
+    hold: Option<ConnectionHold>,
+) {
     let upstream = hyper::upgrade::on(upstream_response);
     tunnels.spawn(async move {
+        let _hold = hold;
         match tokio::try_join!(client, upstream) {
             Ok((client, upstream)) => {
                 let mut client = TokioIo::new(client);

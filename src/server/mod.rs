@@ -34,6 +34,8 @@ use guard::{Activity, FirstBytes};
 /// How long an accepted connection over `max_connections` waits for a slot before it is
 /// closed.
 const OVER_LIMIT_WAIT: Duration = Duration::from_millis(100);
+/// Connections over the limit allowed to wait at once; past this they are closed at once.
+const MAX_WAITING: usize = 64;
 
 /// What a connection may cost before it is closed.
 #[derive(Debug, Clone)]
@@ -163,7 +165,8 @@ pub async fn serve_on_workers<H, F>(
 }
 
 /// Accepts until `stop`, handing each connection that gets one of the `max_connections`
-/// slots to `dispatch`; one that finds none free within `OVER_LIMIT_WAIT` is closed.
+/// slots to `dispatch`. One that finds none free waits (off the accept loop, at most
+/// `MAX_WAITING` at once) up to `OVER_LIMIT_WAIT` for one, and is closed if none frees up.
 async fn accept_until(
     listener: &TcpListener,
     options: &ServeOptions,
@@ -171,15 +174,20 @@ async fn accept_until(
     mut dispatch: impl FnMut(TcpStream, SocketAddr, Slot),
 ) {
     let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    let waiting = Arc::new(Semaphore::new(MAX_WAITING));
+    let (waited, mut seated) = mpsc::channel::<(TcpStream, SocketAddr, Slot)>(MAX_WAITING);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
+            Some((stream, peer, slot)) = seated.recv() => dispatch(stream, peer, slot),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Some(slot) = Slot::take(&slots, &options.counters).await else { continue };
                     let _ = stream.set_nodelay(true);
-                    dispatch(stream, peer, slot);
+                    match Slot::try_take(&slots, &options.counters) {
+                        Some(slot) => dispatch(stream, peer, slot),
+                        None => wait_for_slot(stream, peer, &slots, &waiting, &waited, &options.counters),
+                    }
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -191,6 +199,32 @@ async fn accept_until(
     }
 }
 
+/// Lets a connection over the limit wait for a slot in a task of its own, handing it back
+/// to the accept loop through `seat` if one frees up in time; closes it (counted as refused)
+/// otherwise, or at once when too many are waiting already.
+fn wait_for_slot(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slots: &Arc<Semaphore>,
+    waiting: &Arc<Semaphore>,
+    seat: &mpsc::Sender<(TcpStream, SocketAddr, Slot)>,
+    counters: &Arc<ConnectionCounters>,
+) {
+    let Ok(turn) = waiting.clone().try_acquire_owned() else {
+        counters.refused.fetch_add(1, Relaxed);
+        return;
+    };
+    let (slots, seat, counters) = (slots.clone(), seat.clone(), counters.clone());
+    tokio::spawn(async move {
+        let permit = tokio::time::timeout(OVER_LIMIT_WAIT, slots.acquire_owned()).await.ok().and_then(Result::ok);
+        drop(turn);
+        match permit {
+            Some(permit) => drop(seat.send((stream, peer, Slot::new(permit, &counters))).await),
+            None => drop(counters.refused.fetch_add(1, Relaxed)),
+        }
+    });
+}
+
 /// One of the `max_connections` slots, held by a connection while it is open.
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -198,22 +232,15 @@ struct Slot {
 }
 
 impl Slot {
-    /// A free slot, waiting at most `OVER_LIMIT_WAIT`; `None` (counted as refused) if
-    /// there is none.
-    async fn take(slots: &Arc<Semaphore>, counters: &Arc<ConnectionCounters>) -> Option<Slot> {
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                tokio::time::timeout(OVER_LIMIT_WAIT, slots.clone().acquire_owned()).await.ok().and_then(Result::ok)
-            }
-        };
-        let Some(permit) = permit else {
-            counters.refused.fetch_add(1, Relaxed);
-            return None;
-        };
+    /// A free slot now, if there is one.
+    fn try_take(slots: &Arc<Semaphore>, counters: &Arc<ConnectionCounters>) -> Option<Slot> {
+        slots.clone().try_acquire_owned().ok().map(|permit| Slot::new(permit, counters))
+    }
+
+    fn new(permit: OwnedSemaphorePermit, counters: &Arc<ConnectionCounters>) -> Slot {
         counters.accepted.fetch_add(1, Relaxed);
         counters.open.fetch_add(1, Relaxed);
-        Some(Slot { _permit: permit, counters: counters.clone() })
+        Slot { _permit: permit, counters: counters.clone() }
     }
 }
 
@@ -234,7 +261,15 @@ struct Shutdown {
 struct Ticket {
     stop: watch::Receiver<bool>,
     _tracked: TaskTrackerToken,
-    _slot: Slot,
+    slot: Arc<Slot>,
+}
+
+/// Keeps a connection's slot among the `max_connections` taken while it lives: an upgrade
+/// request carries one in its extensions, so the tunnel that outlives the HTTP connection
+/// still counts (the proxy moves it into the tunnel's task).
+#[derive(Clone)]
+pub struct ConnectionHold {
+    _slot: Arc<Slot>,
 }
 
 impl Shutdown {
@@ -243,7 +278,7 @@ impl Shutdown {
     }
 
     fn ticket(&self, slot: Slot) -> Ticket {
-        Ticket { stop: self.stop.subscribe(), _tracked: self.open.token(), _slot: slot }
+        Ticket { stop: self.stop.subscribe(), _tracked: self.open.token(), slot: Arc::new(slot) }
     }
 
     async fn finish(self, options: &ServeOptions) {
@@ -401,9 +436,13 @@ impl Connections {
     {
         let activity = Arc::new(Activity::default());
         let requests = activity.clone();
-        let service = service_fn(move |request| {
+        let slot = ticket.slot.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let handler = handler.clone();
             let in_flight = requests.begin();
+            if request.headers().contains_key(http::header::UPGRADE) {
+                request.extensions_mut().insert(ConnectionHold { _slot: slot.clone() });
+            }
             // In flight until the response body has been sent (or dropped), not just its head.
             async move { Ok::<_, Infallible>(handler.call(peer, request).await.map(|body| in_flight.hold(body))) }
         });

@@ -131,6 +131,15 @@ async fn past_max_connections_new_connections_are_closed_and_counted() {
     assert!(until_closed(&mut extra).await.is_empty(), "closed without an answer");
     assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="refused"}"#).await, 1.0);
     assert_eq!(gw.metric("clerk_gateway_connections_open").await, 3.0);
+    // Forty at once are all turned away together, not one every 100 ms.
+    let started = std::time::Instant::now();
+    let extras = (0..40).map(|_| async {
+        let mut extra = TcpStream::connect(gw.addr).await.unwrap();
+        until_closed(&mut extra).await
+    });
+    futures_util::future::join_all(extras).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "refusals do not queue behind each other");
+    assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="refused"}"#).await, 41.0);
     drop(held.pop());
     let mut served = false;
     for _ in 0..200 {
@@ -188,4 +197,44 @@ async fn a_response_still_streaming_is_not_idle() {
     let response = client.request(request).await.unwrap();
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     assert_eq!(body.as_ref(), b"xxxxxxxxxx", "HTTP/2: the whole body");
+}
+
+#[tokio::test]
+async fn websocket_tunnels_keep_their_slot() {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let gw = TestGateway::start(&TestConfig::standard(&jwks, upstream).server("max_connections", 2)).await;
+    let token = key_a().token(&claims());
+    let upgrade = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(upgrade.as_bytes()).await.unwrap();
+        let mut got = String::new();
+        let mut buf = [0u8; 1024];
+        while !got.contains("hello user_alice\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        tunnels.push(stream);
+    }
+    assert_eq!(gw.metric("clerk_gateway_connections_open").await, 2.0, "the tunnels still count");
+    let mut extra = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = extra.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(until_closed(&mut extra).await.is_empty(), "no slot left for a third connection");
+    drop(tunnels.pop());
+    let mut served = false;
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        let _ = stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+        if String::from_utf8_lossy(&until_closed(&mut stream).await).starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(served, "a closed tunnel frees its slot");
 }

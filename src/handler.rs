@@ -199,8 +199,8 @@ const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRA
 
 /// Refuses requests the router and the upstream could read differently, before routing:
 /// `CONNECT`; an HTTP/1.1 request-target that is not a path (absolute-form, authority-form);
-/// two `Host` headers; a host that is not `name[:port]`; an HTTP/2 `Host` that disagrees
-/// with `:authority`.
+/// no host at all, or two `Host` headers; a host that is not `name[:port]`; an HTTP/2
+/// `Host` that disagrees with `:authority`.
 fn check_target(request: &Request<Incoming>) -> Result<(), Reject> {
     if request.method() == Method::CONNECT {
         return Err(Reject::MethodNotAllowed(ALLOWED_METHODS));
@@ -223,8 +223,9 @@ fn check_target(request: &Request<Incoming>) -> Result<(), Reject> {
         return Err(Reject::BadRequest("host-mismatch"));
     }
     match header.or(authority) {
-        Some(host) if !host.is_empty() && !headers::is_valid_host(host) => Err(Reject::BadRequest("invalid-host")),
-        _ => Ok(()),
+        None => Err(Reject::BadRequest("missing-host")),
+        Some(host) if !headers::is_valid_host(host) => Err(Reject::BadRequest("invalid-host")),
+        Some(_) => Ok(()),
     }
 }
 

@@ -180,6 +180,12 @@ async fn drain_after(shutdown: impl Future<Output = ()>, state: Arc<AppState>, d
 }
 
 fn log_start(config: &Config, listeners: &Listeners) {
+    if config.webhook.is_some() && config.mirror.path == ":memory:" {
+        tracing::warn!(
+            "mirror.path is \":memory:\": webhook deliveries are acknowledged, but a restart forgets them; \
+             give the mirror a file for production"
+        );
+    }
     let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let keys = match &config.clerk.keys {
         config::KeySource::Pem(_) => "jwt_key (PEM, no network)".to_owned(),

@@ -3,6 +3,8 @@
 //! per client address, and, for clients whose nonces the Backend API refused lately, from a
 //! small share of their own, so one client sending fabricated nonces cannot spend what real
 //! users' handshake returns need. Nonces that cannot be valid are refused before any call.
+//! An IPv6 client is its /64: one host holds a whole one, so counting addresses would let
+//! it rotate through fresh budgets.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -62,8 +64,10 @@ impl NonceBudget {
         if !is_plausible(nonce) {
             return Err(Refusal::Malformed);
         }
+        let client = client_key(client);
         let Ok(mut w) = self.window.lock() else { return Err(Refusal::GlobalBudget) };
-        if w.second != now_secs {
+        // Only a later second starts a new window: a clock stepping back does not reset it.
+        if now_secs > w.second {
             w.second = now_secs;
             w.all = 0;
             w.suspects = 0;
@@ -93,11 +97,21 @@ impl NonceBudget {
 
     /// The Backend API refused a nonce `client` sent: its budget shrinks for a while.
     pub fn refused(&self, client: IpAddr, now_secs: i64) {
+        let client = client_key(client);
         if let Ok(mut w) = self.window.lock()
             && (w.suspects_until.len() < MAX_CLIENTS || w.suspects_until.contains_key(&client))
         {
             w.suspects_until.insert(client, now_secs + SUSPECT_FOR_SECS);
         }
+    }
+}
+
+/// What a client is counted as: its IPv4 address, or the /64 of its IPv6 address (an
+/// IPv4-mapped IPv6 address is its IPv4 address).
+fn client_key(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
@@ -139,6 +153,28 @@ mod tests {
         assert_eq!(budget.take("n", ip(1), 1), Err(Refusal::ClientBudget));
         assert_eq!(budget.take("n", ip(1), SUSPECT_FOR_SECS + 1), Ok(()));
         assert_eq!(budget.take("n", ip(1), SUSPECT_FOR_SECS + 1), Ok(()), "a minute later it is forgiven");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let budget = NonceBudget::default();
+        for host in 0..PER_CLIENT {
+            let address: IpAddr = format!("2001:db8:1:2::{:x}", host + 1).parse().unwrap();
+            assert_eq!(budget.take("n", address, 0), Ok(()));
+        }
+        let rotated: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(budget.take("n", rotated, 0), Err(Refusal::ClientBudget), "a fresh address in the same /64");
+        assert_eq!(budget.take("n", "2001:db8:1:3::1".parse().unwrap(), 0), Ok(()), "another /64");
+        assert_eq!(client_key("::ffff:10.0.0.1".parse().unwrap()), ip(1), "a mapped IPv4 address is IPv4");
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_reset_the_window() {
+        let budget = NonceBudget::default();
+        for _ in 0..PER_CLIENT {
+            assert_eq!(budget.take("n", ip(1), 10), Ok(()));
+        }
+        assert_eq!(budget.take("n", ip(1), 9), Err(Refusal::ClientBudget));
     }
 
     #[test]

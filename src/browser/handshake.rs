@@ -100,6 +100,18 @@ pub enum HandshakeError {
     Nothing,
 }
 
+impl HandshakeError {
+    /// Whether the Backend API refused the nonce itself (a 4xx other than a rate limit),
+    /// as opposed to being unreachable, failing or busy.
+    pub fn is_refusal(&self) -> bool {
+        let status = match self {
+            HandshakeError::Payload(ApiError::Clerk { status, .. } | ApiError::Status(status)) => *status,
+            _ => return false,
+        };
+        (400..500).contains(&status) && status != 429
+    }
+}
+
 /// A resolved handshake: the cookies to set, and the session token among them.
 pub struct Resolved {
     /// Every directive, as `Set-Cookie` values.

@@ -264,7 +264,9 @@ impl Browser {
         let resolved = match handshake::resolve(self.api.as_ref(), auth.keys(), nonce, jwt).await {
             Ok(resolved) => resolved,
             Err(error) => {
-                if let Some(nonce) = nonce {
+                // Only the Backend API saying "no such nonce" marks the nonce and its client;
+                // an outage or a rate limit is nobody's fault.
+                if let Some(nonce) = nonce.filter(|_| error.is_refusal()) {
                     let now = request.now_secs * 1000;
                     self.refused_nonces.insert(nonce.to_owned(), (), now + 60_000, now);
                     self.nonce_budget.refused((request.client)(), request.now_secs);

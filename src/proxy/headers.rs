@@ -161,11 +161,30 @@ pub struct Peer {
 }
 
 /// Header-name prefixes and names with which a client could tell a framework where a
-/// request came from or which URL it was for (Werkzeug's ProxyFix, Express's `trust proxy`,
-/// Spring's `ForwardedHeaderFilter`, IIS URL rewriting read them).
+/// request came from, which URL or scheme it was for, or which method it "really" is
+/// (Werkzeug's ProxyFix, Express's `trust proxy` and method-override, Spring's
+/// `ForwardedHeaderFilter`, Tornado's `xheaders`, Rails' `RemoteIp`, IIS URL rewriting read
+/// them). A method override would let a request past a route's `methods` as another method.
 const FORWARDING_PREFIXES: [&str; 2] = ["x-forwarded-", "x-original-"];
-const FORWARDING_NAMES: [&str; 7] =
-    ["forwarded", "x-forwarded", "x-real-ip", "x-rewrite-url", "x-client-ip", "x-cluster-client-ip", "true-client-ip"];
+const FORWARDING_NAMES: [&str; 17] = [
+    "forwarded",
+    "x-forwarded",
+    "x-real-ip",
+    "x-rewrite-url",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-envoy-external-address",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Whether `name` (lowercase, as `HeaderName`s are) is a forwarding claim, reading `_` as
 /// `-` the way CGI-style backends do.
@@ -210,22 +229,40 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
 
 /// The address a request comes from: the peer's, or, when the peer is a trusted proxy, the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further
-/// left were written by the client and prove nothing). An entry that is not an address
-/// stops the walk at the peer.
+/// left were written by the client and prove nothing). Entries may carry a port
+/// (`203.0.113.7:51234`, `[2001:db8::1]:443`, as some load balancers write them); one that
+/// is not an address stops the walk at the last trusted hop.
 pub fn client_address(headers: &HeaderMap, peer: &Peer, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
     if !peer.trusted {
         return peer.ip;
     }
     let hops: Vec<&str> =
         headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    let mut last_trusted = peer.ip;
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) if is_trusted(ip) => continue,
-            Ok(ip) => return ip,
-            Err(_) => break,
+        match forwarded_address(hop.trim()) {
+            Some(ip) if is_trusted(ip) => last_trusted = ip,
+            Some(ip) => return ip,
+            None => {
+                tracing::debug!(hop, "an X-Forwarded-For entry that is not an address");
+                break;
+            }
         }
     }
-    peer.ip
+    last_trusted
+}
+
+/// An `X-Forwarded-For` entry's address: `ip`, `ip:port` (IPv4) or `[ipv6]:port`.
+fn forwarded_address(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    let (ip, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// The host the client addressed: the `Host` header, or the URI authority (HTTP/2).
@@ -233,10 +270,11 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
     headers.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
-/// Whether `host` is a plain `name[:port]` or `[ipv6][:port]`: letters, digits, `-`, `.`
-/// and `_` in the name, at most one port of one to five digits, no user info. Anything else
-/// (`a:1:2`, `a:x`, `user@a`, `a b`) a framework might parse as another host than the
-/// router did.
+/// Whether `host` is a plain `name[:port]` or `[ipv6][:port]`: dot-separated labels of
+/// letters, digits, `-` and `_` (no empty label but an optional single trailing dot), at
+/// most one port from 1 to 65535 written without leading zeros, no user info. Anything else
+/// (`a:1:2`, `a:x`, `user@a`, `a b`, `a..b`, `a:080`) a framework might parse as another
+/// host than the router did.
 pub fn is_valid_host(host: &str) -> bool {
     let (name, port) = match host.strip_prefix('[') {
         Some(rest) => match rest.split_once(']') {
@@ -254,12 +292,14 @@ pub fn is_valid_host(host: &str) -> bool {
             None => (host, None),
         },
     };
-    let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
-    name_ok && port.is_none_or(is_port)
+    let labels = name.strip_suffix('.').unwrap_or(name);
+    let label_ok =
+        |label: &str| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    labels.split('.').all(label_ok) && port.is_none_or(is_port)
 }
 
 fn is_port(port: &str) -> bool {
-    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+    !port.starts_with('0') && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 /// `host` without its port or a trailing dot, lowercased.
@@ -368,6 +408,11 @@ mod tests {
             "x-forwarded",
             "x-client-ip",
             "true-client-ip",
+            "client-ip",
+            "cf-connecting-ip",
+            "x-scheme",
+            "front-end-https",
+            "x-http-method-override",
         ];
         let mut h = HeaderMap::new();
         for name in claims {
@@ -406,9 +451,16 @@ mod tests {
 
     #[test]
     fn hosts_are_a_name_and_at_most_one_numeric_port() {
-        for good in
-            ["app.example.com", "app.example.com:8443", "localhost:1", "10.0.0.1:80", "[::1]", "[::1]:8080", "my_host"]
-        {
+        for good in [
+            "app.example.com",
+            "app.example.com:8443",
+            "app.example.com.",
+            "localhost:1",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "my_host",
+        ] {
             assert!(is_valid_host(good), "{good}");
         }
         for bad in [
@@ -426,6 +478,12 @@ mod tests {
             "[::1]:",
             "[zz]:80",
             "app\\x",
+            "a..b",
+            ".",
+            "a.example.com..",
+            ".a.example.com",
+            "a:0",
+            "a:00080",
         ] {
             assert!(!is_valid_host(bad), "{bad:?}");
         }
@@ -444,6 +502,11 @@ mod tests {
         let mut odd = HeaderMap::new();
         odd.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, unknown"));
         assert_eq!(client_address(&odd, &proxy, trusted), proxy.ip);
+        let mut ported = HeaderMap::new();
+        ported.insert("x-forwarded-for", HeaderValue::from_static("[2001:db8::7]:443, 203.0.113.7:51234"));
+        assert_eq!(client_address(&ported, &proxy, trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        ported.insert("x-forwarded-for", HeaderValue::from_static("[2001:db8::7]:443, 10.0.0.3:80"));
+        assert_eq!(client_address(&ported, &proxy, trusted), "2001:db8::7".parse::<IpAddr>().unwrap());
         assert_eq!(client_address(&HeaderMap::new(), &proxy, trusted), proxy.ip);
     }
 

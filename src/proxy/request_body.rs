@@ -31,21 +31,31 @@ pub struct RequestBody {
     inner: Incoming,
     remaining: Option<u64>,
     idle: Duration,
-    /// Armed at the first wait for a chunk (a body that is all there never needs one).
+    /// Made at the first wait for a chunk (a body that is all there never needs one).
     stall: Option<Pin<Box<Sleep>>>,
+    /// Whether the upstream asked for the next chunk and the client has not sent it: the
+    /// clock runs only then, not while the upstream is slow to take what it was sent.
+    waiting: bool,
 }
 
 impl RequestBody {
     /// Wraps `inner`, allowing at most `limit` bytes when given and `idle` between chunks.
     pub fn new(inner: Incoming, limit: Option<u64>, idle: Duration) -> Self {
-        RequestBody { inner, remaining: limit, idle, stall: None }
+        RequestBody { inner, remaining: limit, idle, stall: None, waiting: false }
     }
 
-    /// Whether the client has paused too long (arming the deadline on the first wait).
+    /// Whether the client has kept the upstream waiting too long for the next chunk (the
+    /// clock starts at the first poll that finds nothing).
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        let idle = self.idle;
-        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-        stall.as_mut().poll(cx).is_ready()
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + self.idle;
+            match self.stall.as_mut() {
+                Some(stall) => stall.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        self.stall.as_mut().is_some_and(|stall| stall.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -61,10 +71,7 @@ impl HttpBody for RequestBody {
             Poll::Pending if self.stalled(cx) => return Poll::Ready(Some(Err(BodyTimeout.into()))),
             Poll::Pending => return Poll::Pending,
         };
-        let idle = self.idle;
-        if let Some(stall) = self.stall.as_mut() {
-            stall.as_mut().reset(tokio::time::Instant::now() + idle);
-        }
+        self.waiting = false;
         if let (Some(remaining), Some(data)) = (self.remaining.as_mut(), frame.data_ref()) {
             let len = data.len() as u64;
             if len > *remaining {

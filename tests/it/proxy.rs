@@ -195,14 +195,19 @@ async fn only_origin_form_requests_are_routed() {
 #[tokio::test]
 async fn hosts_the_upstream_could_read_differently_are_refused() {
     let (gw, _jwks) = standard().await;
-    for host in ["t:80:81", "t:x", "t:", "t:123456", "user@t", "[::1", "t\\x"] {
+    for host in ["t:80:81", "t:x", "t:", "t:123456", "user@t", "[::1", "t\\x", "a..b", "t:0080", ""] {
         let response =
             raw(gw.addr, format!("GET /public/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
                 .await;
         assert_eq!(raw_status(&response), 400, "{host}: {response}");
         assert!(response.contains("invalid-host"), "{host}: {response}");
     }
-    for host in ["t", "t:8080", "127.0.0.1:9", "[::1]:8080", "app.example.com"] {
+    for head in ["GET /public/x HTTP/1.1\r\n", "GET /public/x HTTP/1.0\r\n"] {
+        let response = raw(gw.addr, format!("{head}Connection: close\r\n\r\n").as_bytes()).await;
+        assert_eq!(raw_status(&response), 400, "no Host: {response}");
+        assert!(response.contains("missing-host"), "{response}");
+    }
+    for host in ["t", "t:8080", "127.0.0.1:9", "[::1]:8080", "app.example.com", "app.example.com."] {
         let response =
             raw(gw.addr, format!("GET /public/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
                 .await;

@@ -38,6 +38,19 @@ async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Whether a new connection is served within 5 s (a slot frees up asynchronously).
+async fn served_soon(gw: &TestGateway) -> bool {
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        let _ = stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+        if String::from_utf8_lossy(&until_closed(&mut stream).await).starts_with("HTTP/1.1 200") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn connections_that_send_nothing_or_only_part_of_the_preface_are_closed() {
     let (gw, _jwks) = limited(&[("first_byte_timeout", "200ms")]).await;
@@ -141,17 +154,7 @@ async fn past_max_connections_new_connections_are_closed_and_counted() {
     assert!(started.elapsed() < Duration::from_secs(2), "refusals do not queue behind each other");
     assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="refused"}"#).await, 41.0);
     drop(held.pop());
-    let mut served = false;
-    for _ in 0..200 {
-        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-        let _ = stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
-        if String::from_utf8_lossy(&until_closed(&mut stream).await).starts_with("HTTP/1.1 200") {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(served, "a freed slot is used again");
+    assert!(served_soon(&gw).await, "a freed slot is used again");
 }
 
 /// Answers with ten one-byte chunks, 100 ms apart: a response longer than a short idle timeout.
@@ -226,15 +229,5 @@ async fn websocket_tunnels_keep_their_slot() {
     let _ = extra.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(until_closed(&mut extra).await.is_empty(), "no slot left for a third connection");
     drop(tunnels.pop());
-    let mut served = false;
-    for _ in 0..200 {
-        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-        let _ = stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
-        if String::from_utf8_lossy(&until_closed(&mut stream).await).starts_with("HTTP/1.1 200") {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(served, "a closed tunnel frees its slot");
+    assert!(served_soon(&gw).await, "a closed tunnel frees its slot");
 }

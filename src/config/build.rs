@@ -1,24 +1,24 @@
-//! Turns the raw file into `Config`: defaults, secrets from files and standard variables,
-//! and every validation rule. Each error carries the key path of the value it rejects.
+//! Turns the raw file into `Config`: defaults and the rules of each section, and the rules
+//! across sections. Routes are `routes.rs`'s, single values `values.rs`'s. Each error
+//! carries the key path of the value it rejects.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::{HeaderName, Method, Uri};
-use ipnet::IpNet;
+use http::HeaderName;
 use reqwest::Url;
 
 use super::expand::EnvLookup;
 use super::model::{
-    AdminConfig, AuthMode, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource,
-    MirrorConfig, Requirements, Route, Secret, ServerConfig, TlsFiles, Upstream, WebhookConfig,
+    AdminConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource, MirrorConfig, Secret,
+    ServerConfig, TlsFiles, WebhookConfig,
 };
-use super::raw::{
-    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawRequire, RawRoute, RawServer,
-    RawWebhook, Size,
+use super::raw::{RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawServer, RawWebhook};
+use super::routes::{check_route_path, routes};
+use super::units::parse_duration;
+use super::values::{
+    check_pem, check_signing_secret, duration, http_url, parse_net, secret, secs, size_value, socket_addr, timeout,
 };
-use super::units::{parse_duration, parse_size};
 use crate::clerk_keys::{PublishableKey, check_secret_key};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -131,10 +131,6 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         )?,
         body_read_timeout: timeout("server.body_read_timeout", raw.body_read_timeout.as_deref(), secs(30))?,
     })
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
 }
 
 fn admin(raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
@@ -373,144 +369,6 @@ fn header_name(path: &str, value: Option<String>, default: HeaderName) -> Result
     Ok(name)
 }
 
-fn routes(raw: Vec<RawRoute>, default_timeout: Duration) -> Result<Vec<Route>, ConfigError> {
-    let routes =
-        raw.into_iter().enumerate().map(|(i, r)| route(i, r, default_timeout)).collect::<Result<Vec<_>, _>>()?;
-    for (i, a) in routes.iter().enumerate() {
-        if let Some(b) = routes[..i].iter().find(|b| overlaps(a, b)) {
-            return Err(ConfigError::new(
-                format!("route[{i}]"),
-                format!(
-                    "matches the same requests as route[{}] ({} {})",
-                    b.index,
-                    b.host.as_deref().unwrap_or("*"),
-                    b.path
-                ),
-            ));
-        }
-    }
-    Ok(routes)
-}
-
-fn overlaps(a: &Route, b: &Route) -> bool {
-    let methods_overlap = match (&a.methods, &b.methods) {
-        (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
-        (None, None) => true,
-        // A method-specific route refines a catch-all one on the same prefix.
-        _ => false,
-    };
-    let (pa, pb) = (a.path.trim_end_matches('/'), b.path.trim_end_matches('/'));
-    pa.eq_ignore_ascii_case(pb) && a.host == b.host && methods_overlap
-}
-
-fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {
-    let at = |key: &str| format!("route[{index}].{key}");
-    check_route_path(&raw.path).map_err(|m| ConfigError::new(at("path"), m))?;
-    let auth = match raw.auth.as_deref().unwrap_or("required") {
-        "required" => AuthMode::Required,
-        "optional" => AuthMode::Optional,
-        "public" => AuthMode::Public,
-        other => {
-            return Err(ConfigError::new(at("auth"), format!("expected required, optional or public, got {other:?}")));
-        }
-    };
-    let require = requirements(&at("require"), raw.require.unwrap_or_default())?;
-    if !require.is_empty() && auth != AuthMode::Required {
-        return Err(ConfigError::new(at("require"), "rules need auth = \"required\""));
-    }
-    Ok(Route {
-        index,
-        host: raw.host.map(|h| route_host(&h).map_err(|m| ConfigError::new(at("host"), m))).transpose()?,
-        methods: raw.methods.map(|m| methods(&at("methods"), m)).transpose()?,
-        upstream: upstream(&raw.upstream).map_err(|m| ConfigError::new(at("upstream"), m))?,
-        auth,
-        strip_prefix: raw.strip_prefix.unwrap_or(false),
-        require,
-        timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
-        max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
-        authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
-        path: raw.path,
-    })
-}
-
-fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {
-    let metadata = match raw.metadata {
-        None => None,
-        Some(table) if table.is_empty() => {
-            return Err(ConfigError::new(format!("{path}.metadata"), "an empty table requires nothing; remove it"));
-        }
-        Some(table) => Some(
-            serde_json::to_value(table)
-                .map_err(|e| ConfigError::new(format!("{path}.metadata"), format!("not representable as JSON: {e}")))?,
-        ),
-    };
-    let org_roles = raw.org_role.map(|r| r.into_vec()).unwrap_or_default();
-    for (i, role) in org_roles.iter().enumerate() {
-        if !role.starts_with("org:") || role.len() == 4 {
-            return Err(ConfigError::new(format!("{path}.org_role[{i}]"), "roles look like \"org:admin\""));
-        }
-    }
-    let permissions = raw.permission.map(|p| p.into_vec()).unwrap_or_default();
-    for (i, perm) in permissions.iter().enumerate() {
-        let parts: Vec<&str> = perm.split(':').collect();
-        if parts.len() != 3 || parts[0] != "org" || parts[1].is_empty() || parts[2].is_empty() {
-            return Err(ConfigError::new(
-                format!("{path}.permission[{i}]"),
-                "permissions look like \"org:<feature>:<permission>\"",
-            ));
-        }
-    }
-    Ok(Requirements { org_roles, permissions, metadata })
-}
-
-fn methods(path: &str, raw: Vec<String>) -> Result<Vec<Method>, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::new(path, "an empty list matches nothing; remove the key to match every method"));
-    }
-    raw.iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let upper = m.to_ascii_uppercase();
-            Method::from_bytes(upper.as_bytes())
-                .map_err(|_| ConfigError::new(format!("{path}[{i}]"), format!("{m:?} is not an HTTP method")))
-        })
-        .collect()
-}
-
-fn upstream(text: &str) -> Result<Upstream, String> {
-    let uri: Uri = text.parse().map_err(|_| format!("{text:?} is not a URL"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-        return Err(format!("relative URL {text:?}: expected http://host:port"));
-    };
-    if scheme != &http::uri::Scheme::HTTP && scheme != &http::uri::Scheme::HTTPS {
-        return Err(format!("unsupported scheme {scheme}: expected http or https"));
-    }
-    if uri.query().is_some() || authority.as_str().contains('@') {
-        return Err("an upstream URL has no query string or user info".into());
-    }
-    let base_path = uri.path().trim_end_matches('/');
-    if !base_path.is_empty() {
-        check_route_path(base_path)?;
-    }
-    Ok(Upstream { scheme: scheme.clone(), authority: authority.clone(), base_path: base_path.to_owned() })
-}
-
-/// A route or webhook path must already be in the normal form requests are routed on.
-fn check_route_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!("{path:?} must start with /"));
-    }
-    match crate::path::normalize(path) {
-        Ok(normal) if normal == path && !path.contains(['?', '#', '%']) => Ok(()),
-        _ => Err(format!("{path:?} is not a normalized path (no //, dot segments, %, ? or #)")),
-    }
-}
-
-fn route_host(host: &str) -> Result<String, String> {
-    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
-    if ok { Ok(host.to_ascii_lowercase()) } else { Err(format!("{host:?} is not a host name (no port, no scheme)")) }
-}
-
 fn authorized_parties(raw: Vec<String>) -> Result<Vec<String>, ConfigError> {
     raw.into_iter()
         .enumerate()
@@ -524,88 +382,4 @@ fn authorized_parties(raw: Vec<String>) -> Result<Vec<String>, ConfigError> {
             Ok(origin)
         })
         .collect()
-}
-
-/// Reads a secret from its inline key, its `_file` key, or the standard variable.
-fn secret(
-    section: &str,
-    key: &str,
-    inline: Option<String>,
-    file: Option<String>,
-    standard_var: &str,
-    env: EnvLookup<'_>,
-) -> Result<Option<String>, ConfigError> {
-    let inline = inline.filter(|v| !v.is_empty());
-    let file = file.filter(|v| !v.is_empty());
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            Err(ConfigError::new(format!("{section}.{key}"), format!("set {key} or {key}_file, not both")))
-        }
-        (Some(value), None) => Ok(Some(value)),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::new(format!("{section}.{key}_file"), format!("cannot read {path}: {e}")))?;
-            let value = text.trim().to_owned();
-            if value.is_empty() {
-                return Err(ConfigError::new(format!("{section}.{key}_file"), format!("{path} is empty")));
-            }
-            Ok(Some(value))
-        }
-        (None, None) => Ok(env(standard_var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())),
-    }
-}
-
-/// Accepts a PEM RSA public key; a PEM pasted into an env var with literal `\n` is repaired.
-fn check_pem(pem: &str) -> Result<String, String> {
-    let pem = if pem.contains("\\n") && !pem.contains('\n') { pem.replace("\\n", "\n") } else { pem.to_owned() };
-    jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
-        .map_err(|_| "expected a PEM RSA public key (-----BEGIN PUBLIC KEY-----)".to_owned())?;
-    Ok(pem)
-}
-
-fn check_signing_secret(secret: &str) -> Result<(), String> {
-    use base64::Engine;
-    let body = secret.strip_prefix("whsec_").unwrap_or(secret);
-    match base64::engine::general_purpose::STANDARD.decode(body) {
-        Ok(key) if !key.is_empty() => Ok(()),
-        _ => Err("expected a Svix signing secret (whsec_ followed by base64)".into()),
-    }
-}
-
-fn duration(path: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
-    text.map_or(Ok(default), |t| parse_duration(t).map_err(|m| ConfigError::new(path, m)))
-}
-
-/// A deadline: zero would fail every request (or never load keys), so it is refused.
-fn timeout(path: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
-    let value = duration(path, text, default)?;
-    if value.is_zero() {
-        return Err(ConfigError::new(path, "a timeout of zero would fail every request"));
-    }
-    Ok(value)
-}
-
-fn size_value(path: &str, size: Size) -> Result<u64, ConfigError> {
-    match size {
-        Size::Bytes(n) => Ok(n),
-        Size::Text(t) => parse_size(&t).map_err(|m| ConfigError::new(path, m)),
-    }
-}
-
-fn socket_addr(path: &str, text: &str) -> Result<SocketAddr, ConfigError> {
-    text.parse().map_err(|_| ConfigError::new(path, format!("expected ip:port like \"0.0.0.0:8080\", got {text:?}")))
-}
-
-fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| ConfigError::new(path, format!("{text:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::new(path, format!("expected an absolute http(s) URL, got {text:?}")));
-    }
-    Ok(url)
-}
-
-fn parse_net(text: &str) -> Result<IpNet, String> {
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("expected an IP address or CIDR like \"10.0.0.0/8\", got {text:?}"))
 }

@@ -7,7 +7,9 @@ mod build;
 mod expand;
 mod model;
 mod raw;
+mod routes;
 pub mod units;
+mod values;
 
 use std::path::Path;
 

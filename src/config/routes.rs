@@ -1,0 +1,148 @@
+//! `[[route]]` tables into `Route`s: paths in normal form, auth modes, `require` rules,
+//! methods, upstream URLs, and the check that no two routes match the same requests.
+
+use std::time::Duration;
+
+use http::{Method, Uri};
+
+use super::model::{AuthMode, ConfigError, Requirements, Route, Upstream};
+use super::raw::{RawRequire, RawRoute};
+use super::values::{size_value, timeout};
+
+pub(super) fn routes(raw: Vec<RawRoute>, default_timeout: Duration) -> Result<Vec<Route>, ConfigError> {
+    let routes =
+        raw.into_iter().enumerate().map(|(i, r)| route(i, r, default_timeout)).collect::<Result<Vec<_>, _>>()?;
+    for (i, a) in routes.iter().enumerate() {
+        if let Some(b) = routes[..i].iter().find(|b| overlaps(a, b)) {
+            return Err(ConfigError::new(
+                format!("route[{i}]"),
+                format!(
+                    "matches the same requests as route[{}] ({} {})",
+                    b.index,
+                    b.host.as_deref().unwrap_or("*"),
+                    b.path
+                ),
+            ));
+        }
+    }
+    Ok(routes)
+}
+
+fn overlaps(a: &Route, b: &Route) -> bool {
+    let methods_overlap = match (&a.methods, &b.methods) {
+        (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+        (None, None) => true,
+        // A method-specific route refines a catch-all one on the same prefix.
+        _ => false,
+    };
+    let (pa, pb) = (a.path.trim_end_matches('/'), b.path.trim_end_matches('/'));
+    pa.eq_ignore_ascii_case(pb) && a.host == b.host && methods_overlap
+}
+
+fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {
+    let at = |key: &str| format!("route[{index}].{key}");
+    check_route_path(&raw.path).map_err(|m| ConfigError::new(at("path"), m))?;
+    let auth = match raw.auth.as_deref().unwrap_or("required") {
+        "required" => AuthMode::Required,
+        "optional" => AuthMode::Optional,
+        "public" => AuthMode::Public,
+        other => {
+            return Err(ConfigError::new(at("auth"), format!("expected required, optional or public, got {other:?}")));
+        }
+    };
+    let require = requirements(&at("require"), raw.require.unwrap_or_default())?;
+    if !require.is_empty() && auth != AuthMode::Required {
+        return Err(ConfigError::new(at("require"), "rules need auth = \"required\""));
+    }
+    Ok(Route {
+        index,
+        host: raw.host.map(|h| route_host(&h).map_err(|m| ConfigError::new(at("host"), m))).transpose()?,
+        methods: raw.methods.map(|m| methods(&at("methods"), m)).transpose()?,
+        upstream: upstream(&raw.upstream).map_err(|m| ConfigError::new(at("upstream"), m))?,
+        auth,
+        strip_prefix: raw.strip_prefix.unwrap_or(false),
+        require,
+        timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
+        max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
+        authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
+        path: raw.path,
+    })
+}
+
+fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {
+    let metadata = match raw.metadata {
+        None => None,
+        Some(table) if table.is_empty() => {
+            return Err(ConfigError::new(format!("{path}.metadata"), "an empty table requires nothing; remove it"));
+        }
+        Some(table) => Some(
+            serde_json::to_value(table)
+                .map_err(|e| ConfigError::new(format!("{path}.metadata"), format!("not representable as JSON: {e}")))?,
+        ),
+    };
+    let org_roles = raw.org_role.map(|r| r.into_vec()).unwrap_or_default();
+    for (i, role) in org_roles.iter().enumerate() {
+        if !role.starts_with("org:") || role.len() == 4 {
+            return Err(ConfigError::new(format!("{path}.org_role[{i}]"), "roles look like \"org:admin\""));
+        }
+    }
+    let permissions = raw.permission.map(|p| p.into_vec()).unwrap_or_default();
+    for (i, perm) in permissions.iter().enumerate() {
+        let parts: Vec<&str> = perm.split(':').collect();
+        if parts.len() != 3 || parts[0] != "org" || parts[1].is_empty() || parts[2].is_empty() {
+            return Err(ConfigError::new(
+                format!("{path}.permission[{i}]"),
+                "permissions look like \"org:<feature>:<permission>\"",
+            ));
+        }
+    }
+    Ok(Requirements { org_roles, permissions, metadata })
+}
+
+fn methods(path: &str, raw: Vec<String>) -> Result<Vec<Method>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new(path, "an empty list matches nothing; remove the key to match every method"));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let upper = m.to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| ConfigError::new(format!("{path}[{i}]"), format!("{m:?} is not an HTTP method")))
+        })
+        .collect()
+}
+
+fn upstream(text: &str) -> Result<Upstream, String> {
+    let uri: Uri = text.parse().map_err(|_| format!("{text:?} is not a URL"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        return Err(format!("relative URL {text:?}: expected http://host:port"));
+    };
+    if scheme != &http::uri::Scheme::HTTP && scheme != &http::uri::Scheme::HTTPS {
+        return Err(format!("unsupported scheme {scheme}: expected http or https"));
+    }
+    if uri.query().is_some() || authority.as_str().contains('@') {
+        return Err("an upstream URL has no query string or user info".into());
+    }
+    let base_path = uri.path().trim_end_matches('/');
+    if !base_path.is_empty() {
+        check_route_path(base_path)?;
+    }
+    Ok(Upstream { scheme: scheme.clone(), authority: authority.clone(), base_path: base_path.to_owned() })
+}
+
+/// A route or webhook path must already be in the normal form requests are routed on.
+pub(super) fn check_route_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with /"));
+    }
+    match crate::path::normalize(path) {
+        Ok(normal) if normal == path && !path.contains(['?', '#', '%']) => Ok(()),
+        _ => Err(format!("{path:?} is not a normalized path (no //, dot segments, %, ? or #)")),
+    }
+}
+
+fn route_host(host: &str) -> Result<String, String> {
+    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    if ok { Ok(host.to_ascii_lowercase()) } else { Err(format!("{host:?} is not a host name (no port, no scheme)")) }
+}

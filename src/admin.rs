@@ -1,6 +1,6 @@
-//! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, the mirror's
-//! last write probe reached its file, not draining) and `/metrics` (Prometheus text). No
-//! auth, no routing, no proxying.
+//! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, a write
+//! through the mirror's writer reaches its file, not draining) and `/metrics` (Prometheus
+//! text). No auth, no routing, no proxying.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl Handler for AdminHandler {
         }
         match request.uri().path() {
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
-            "/readyz" => self.readyz(),
+            "/readyz" => self.readyz().await,
             "/metrics" => {
                 let users = self.state.users.mirror().count_users().await.map_or(f64::NAN, |n| n as f64);
                 let gauges = [("clerk_gateway_mirror_users", "Live users in the mirror.", users)];
@@ -49,13 +49,15 @@ impl Handler for AdminHandler {
 }
 
 impl AdminHandler {
-    fn readyz(&self) -> Response<Body> {
+    async fn readyz(&self) -> Response<Body> {
         let state = &self.state;
         let keys = state.auth.keys().is_ready();
         let draining = state.is_draining();
-        let status = if state.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
         let mirror = state.users.mirror();
-        let mirror_line = match mirror.failing() {
+        let failing = mirror.readiness().await;
+        let ready = state.is_ready() && failing.is_none();
+        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let mirror_line = match failing {
             None => format!("open ({})", mirror.path()),
             Some(reason) => format!("not writable ({}): {reason}", mirror.path()),
         };

@@ -63,9 +63,6 @@ pub use error::Error;
 use server::{ConnectionLimits, ServeOptions};
 use state::AppState;
 
-/// How often readiness re-checks the mirror with a write round trip.
-const MIRROR_PROBE_EVERY: Duration = Duration::from_secs(1);
-
 /// The two bound listeners a gateway serves.
 pub struct Listeners {
     /// The proxy listener.
@@ -102,7 +99,6 @@ pub async fn run(
     let state = AppState::build(&config, clock).await?;
     let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
     let reconcile = config.mirror.reconcile_every.map(|every| tokio::spawn(reconcile(state.clone(), every)));
-    let mirror_watch = tokio::spawn(state.users.mirror().clone().watch(MIRROR_PROBE_EVERY));
     log_start(&config, &listeners);
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -131,7 +127,6 @@ pub async fn run(
     let _ = admin_stop.send(());
     let _ = admin.await;
     keys.abort();
-    mirror_watch.abort();
     for task in [reconcile, hangups].into_iter().flatten() {
         task.abort();
     }

@@ -134,10 +134,10 @@ impl AppState {
         Ok(forward::client(self.upstream_connect_timeout)?)
     }
 
-    /// Ready to take traffic: keys loaded, the mirror's last write probe succeeded, not
-    /// draining.
+    /// Ready to take traffic: keys loaded, not draining (the mirror is judged apart, by
+    /// `Mirror::readiness`, which may write).
     pub fn is_ready(&self) -> bool {
-        !self.is_draining() && self.auth.keys().is_ready() && self.users.mirror().failing().is_none()
+        !self.is_draining() && self.auth.keys().is_ready()
     }
 
     /// Whether shutdown has begun.

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +35,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_POOL: usize = 8;
 /// How long a readiness probe waits for its write round trip.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a probe's answer is reused by readiness checks.
+const PROBE_FRESH: Duration = Duration::from_secs(1);
 
 /// A handle on the mirror; cheap to clone.
 #[derive(Clone)]
@@ -47,8 +48,9 @@ struct Inner {
     path: String,
     writer: mpsc::Sender<Command>,
     readers: Mutex<Vec<Connection>>,
-    /// Why the last health probe failed; `None` while writes reach the file.
-    failing: ArcSwapOption<String>,
+    /// The last readiness probe: when it ran, and why it failed (`None`: writes reach the
+    /// file). Read and written by readiness checks only, never on the request path.
+    last_probe: Mutex<Option<(std::time::Instant, Option<Arc<String>>)>>,
     /// Keeps a `:memory:` mirror's temporary directory alive.
     _temp: Option<tempfile::TempDir>,
 }
@@ -71,9 +73,8 @@ impl Mirror {
             .name("mirror-writer".into())
             .spawn(move || state.run(commands))
             .map_err(|e| fail(MirrorError::WriterThread(e)))?;
-        let readers = Mutex::new(Vec::new());
-        let failing = ArcSwapOption::empty();
-        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers, failing, _temp: temp }) })
+        let (readers, last_probe) = (Mutex::new(Vec::new()), Mutex::new(None));
+        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers, last_probe, _temp: temp }) })
     }
 
     /// A write round trip through the writer: answers once a write committed to the file
@@ -97,24 +98,25 @@ impl Mirror {
         }
     }
 
-    /// Probes every `every`, so readiness reports what the last probe found; logs each
-    /// change. Runs until dropped.
-    pub async fn watch(self, every: Duration) {
-        loop {
-            let failing = self.probe(PROBE_DEADLINE).await.err().map(|e| Arc::new(e.to_string()));
-            let was = self.inner.failing.swap(failing.clone());
-            match (&was, &failing) {
-                (None, Some(reason)) => tracing::error!(reason = %reason, path = self.path(), "mirror is not writable"),
-                (Some(_), None) => tracing::info!(path = self.path(), "mirror is writable again"),
-                _ => {}
-            }
-            tokio::time::sleep(every).await;
+    /// Why the mirror is not ready, or `None`: a probe's answer, probing again when the last
+    /// one is more than a second old. Logs each change.
+    pub async fn readiness(&self) -> Option<Arc<String>> {
+        let cached = self.inner.last_probe.lock().ok().and_then(|last| last.clone());
+        if let Some((at, failing)) = &cached
+            && at.elapsed() < PROBE_FRESH
+        {
+            return failing.clone();
         }
-    }
-
-    /// Why the mirror is not ready (the last probe's failure), or `None`.
-    pub fn failing(&self) -> Option<Arc<String>> {
-        self.inner.failing.load_full()
+        let failing = self.probe(PROBE_DEADLINE).await.err().map(|e| Arc::new(e.to_string()));
+        match (cached.and_then(|(_, was)| was), &failing) {
+            (None, Some(reason)) => tracing::error!(reason = %reason, path = self.path(), "mirror is not writable"),
+            (Some(_), None) => tracing::info!(path = self.path(), "mirror is writable again"),
+            _ => {}
+        }
+        if let Ok(mut last) = self.inner.last_probe.lock() {
+            *last = Some((std::time::Instant::now(), failing.clone()));
+        }
+        failing
     }
 
     /// The database path as configured.

@@ -7,7 +7,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,8 +15,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::{Body, BoxError};
 use crate::metrics::ConnectionCounters;
@@ -104,35 +103,42 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for FirstBytes<I> {
     }
 }
 
-/// A connection's requests in flight.
-#[derive(Default)]
+/// A connection's requests in flight, kept with two atomics (no lock on the request path):
+/// how many there are, and when the last one ended.
 pub struct Activity {
     in_flight: AtomicUsize,
-    changed: Notify,
+    /// When the last request ended (or the connection began), ms after `epoch`.
+    last_end_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity { in_flight: AtomicUsize::new(0), last_end_ms: AtomicU64::new(0), epoch: Instant::now() }
+    }
 }
 
 impl Activity {
     /// A request started; the returned guard ends it when dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.changed.notify_waiters();
         InFlight(self.clone())
     }
 
-    /// Resolves once no request has been in flight for `idle`.
-    pub async fn idle_for(&self, idle: Duration) {
+    /// Resolves once no request has been in flight for `idle`, counting from `from` at the
+    /// earliest (checked again every quarter of `idle` while one is).
+    pub async fn idle_for(&self, idle: Duration, from: Instant) {
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             if self.in_flight.load(Ordering::Acquire) > 0 {
-                changed.await;
+                tokio::time::sleep(idle / 4).await;
                 continue;
             }
-            tokio::select! {
-                () = tokio::time::sleep(idle) => return,
-                () = changed => {}
+            let last_end = self.epoch + Duration::from_millis(self.last_end_ms.load(Ordering::Acquire));
+            let deadline = last_end.max(from) + idle;
+            if Instant::now() >= deadline {
+                return;
             }
+            tokio::time::sleep_until(deadline).await;
         }
     }
 }
@@ -172,8 +178,10 @@ impl HttpBody for Held {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_waiters();
+        let activity = &self.0;
+        let ended = u64::try_from(activity.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.last_end_ms.store(ended, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -449,6 +449,7 @@ impl Connections {
         let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         tokio::pin!(connection);
         let (mut closing, mut closing_idle) = (false, false);
+        let (opened, mut closing_since) = (tokio::time::Instant::now(), tokio::time::Instant::now());
         let result = loop {
             tokio::select! {
                 result = connection.as_mut() => break result,
@@ -456,14 +457,14 @@ impl Connections {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = activity.idle_for(self.limits.idle_timeout), if !closing => {
+                () = activity.idle_for(self.limits.idle_timeout, opened), if !closing => {
                     self.counters.idle_closed.fetch_add(1, Relaxed);
                     connection.as_mut().graceful_shutdown();
-                    (closing, closing_idle) = (true, true);
+                    (closing, closing_idle, closing_since) = (true, true, tokio::time::Instant::now());
                 }
                 // A request that slipped in as the GOAWAY went out still finishes: only a
                 // connection that stays without one is dropped.
-                () = activity.idle_for(self.limits.http2_keepalive_timeout), if closing_idle => {
+                () = activity.idle_for(self.limits.http2_keepalive_timeout, closing_since), if closing_idle => {
                     tracing::debug!(%peer, "an idle connection did not close gracefully in time; dropping it");
                     return;
                 }

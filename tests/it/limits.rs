@@ -231,3 +231,67 @@ async fn websocket_tunnels_keep_their_slot() {
     drop(tunnels.pop());
     assert!(served_soon(&gw).await, "a closed tunnel frees its slot");
 }
+
+/// A raw HTTP/2 client with one request in flight to a held upstream. It acknowledges the
+/// gateway's SETTINGS, and its pings only if `answer_pings`. Returns whether the gateway
+/// closed the connection within `within`.
+async fn h2_client_with_a_request_in_flight(gw: &TestGateway, answer_pings: bool, within: Duration) -> bool {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(SETTINGS).await.unwrap();
+    // HEADERS on stream 1, END_STREAM | END_HEADERS: GET http://t/held/x, in HPACK with the
+    // static table (:method GET, :scheme http) and literal :path and :authority.
+    let mut block = vec![0x82, 0x86, 0x04, 7];
+    block.extend_from_slice(b"/held/x");
+    block.extend_from_slice(&[0x01, 1, b't']);
+    let mut headers = vec![0, 0, block.len() as u8, 1, 0x05, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    stream.write_all(&headers).await.unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(n)) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while pending.len() >= 9 {
+            let len = usize::from(pending[0]) << 16 | usize::from(pending[1]) << 8 | usize::from(pending[2]);
+            if pending.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (pending[3], pending[4]);
+            let frame: Vec<u8> = pending.drain(..9 + len).collect();
+            if kind == 4 && flags & 1 == 0 {
+                stream.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await.unwrap();
+            }
+            if kind == 6 && flags & 1 == 0 && answer_pings {
+                let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                ack.extend_from_slice(&frame[9..]);
+                stream.write_all(&ack).await.unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http2_peer_that_stops_answering_pings_is_closed() {
+    let jwks = FakeJwks::with_key_a().await;
+    let (_held, held) = Held::start().await;
+    let config = TestConfig::standard(&jwks, spawn_upstream().await)
+        .server("http2_keepalive_interval", "200ms")
+        .server("http2_keepalive_timeout", "200ms")
+        .route(TestRoute::new("/held/", &format!("http://{held}")).auth("public"));
+    let gw = TestGateway::start(&config).await;
+    assert!(
+        !h2_client_with_a_request_in_flight(&gw, true, Duration::from_millis(1500)).await,
+        "a peer that answers its pings keeps its connection"
+    );
+    assert!(
+        h2_client_with_a_request_in_flight(&gw, false, Duration::from_secs(5)).await,
+        "a peer that does not is closed, even with a request in flight"
+    );
+    assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="idle-closed"}"#).await, 0.0, "not for idleness");
+}

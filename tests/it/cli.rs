@@ -327,16 +327,11 @@ async fn sigterm_lets_a_slow_request_finish() {
     let slow = tokio::spawn(async move { send(proxy, get_request("/slow", &[])).await });
     held.arrived().await;
     sigterm(&child);
-    let mut draining = false;
-    for _ in 0..400 {
+    eventually("SIGTERM to turn readiness to 503", async || {
         let readyz = send(admin, get_request("/readyz", &[])).await;
-        if readyz.status == 503 && String::from_utf8_lossy(&readyz.body).contains("shutdown: draining") {
-            draining = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(draining, "SIGTERM turned readiness to 503");
+        readyz.status == 503 && String::from_utf8_lossy(&readyz.body).contains("shutdown: draining")
+    })
+    .await;
     assert!(!slow.is_finished(), "the request is still in flight after SIGTERM");
     held.release();
     let reply = slow.await.unwrap();

@@ -3,8 +3,6 @@
 //! database cannot be written, deliveries are answered 5xx (Svix retries them), revocations
 //! still take effect in memory at once, and `/readyz` turns 503 saying why.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -29,17 +27,16 @@ async fn stop(mut gw: TestGateway) {
     gw.stopped().await.unwrap();
 }
 
-/// Polls `/readyz` until it is 503 and its body mentions `text`.
+/// Polls `/readyz` until it is 503 and its body mentions `text`; returns that body.
 async fn wait_unready(gw: &TestGateway, text: &str) -> String {
-    for _ in 0..200 {
+    let mut body = String::new();
+    eventually(&format!("/readyz 503 mentioning {text:?}"), async || {
         let readyz = gw.admin_get("/readyz").await;
-        let body = String::from_utf8_lossy(&readyz.body).into_owned();
-        if readyz.status == 503 && body.contains(text) {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("/readyz never turned 503 mentioning {text:?}");
+        body = String::from_utf8_lossy(&readyz.body).into_owned();
+        readyz.status == 503 && body.contains(text)
+    })
+    .await;
+    body
 }
 
 #[tokio::test]

@@ -13,16 +13,6 @@ fn claims_at(offset: i64) -> Value {
     json!({"sub": "user_alice", "sid": "sess_1", "iss": ISSUER, "azp": APP, "iat": t, "nbf": t - 5, "exp": t + 60})
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_on_its_first_use() {
     let (gw, jwks) = standard().await;

@@ -109,6 +109,17 @@ impl Drop for TestGateway {
     }
 }
 
+/// Polls `check` every 25 ms until it holds; fails the test after 10 s, naming `what`.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Fake JWKS with key A, an echo upstream and the gateway on the standard config.
 pub async fn standard() -> (TestGateway, FakeJwks) {
     let jwks = FakeJwks::with_key_a().await;

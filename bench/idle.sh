@@ -9,10 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
 TIMEOUT=${TIMEOUT:-10s}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cargo build --release -q
+source bench/common.sh
 cat > "$work/gateway.toml" <<TOML
 [server]
 listen = "127.0.0.1:18480"
@@ -30,11 +27,9 @@ path = "/"
 upstream = "http://127.0.0.1:1"
 auth = "public"
 TOML
-RUST_LOG=warn target/release/clerk-gateway run -c "$work/gateway.toml" 2>"$work/gateway.log" &
-pid=$!
-for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:19490/readyz && break; sleep 0.1; done
+start_gateway 19490
 
-python3 - "$pid" "$N" <<'PY'
+python3 - "$gateway_pid" "$N" <<'PY'
 import os, socket, sys, time
 pid, n = int(sys.argv[1]), int(sys.argv[2])
 def sample(what):

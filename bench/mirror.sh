@@ -10,10 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${USERS:-100000}
 EVENTS=${EVENTS:-20000}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cargo build --release -q
+source bench/common.sh
 cargo build --release -q --example webhook_load
 
 python3 bench/fake_bapi.py 18090 "$USERS" &
@@ -47,7 +44,6 @@ awk -v s="$start" -v e="$end" -v n="$USERS" 'BEGIN { printf "sync: %.1f s, %.0f 
 RUST_LOG=warn target/release/clerk-gateway users count -c "$work/gateway.toml"
 
 echo "== webhook ingest of $EVENTS deliveries"
-RUST_LOG=warn target/release/clerk-gateway run -c "$work/gateway.toml" 2>"$work/gateway.log" &
-for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:19090/readyz && break; sleep 0.1; done
+start_gateway 19090
 target/release/examples/webhook_load http://127.0.0.1:18080/webhooks/clerk "$secret" "$EVENTS" 32
 curl -s http://127.0.0.1:19090/metrics | grep -E '^clerk_gateway_(mirror_users|webhook_events_total)'

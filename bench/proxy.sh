@@ -11,10 +11,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
 WORKERS=${WORKERS:-1}   # gateway worker threads; nginx below runs one worker process
 CONNS=${CONNS:-32}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cargo build --release -q
+source bench/common.sh
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
@@ -64,7 +61,7 @@ path = "/public/"
 upstream = "http://127.0.0.1:18001"
 auth = "public"
 TOML
-RUST_LOG=warn target/release/clerk-gateway run -c "$work/gateway.toml" 2>"$work/gateway.log" &
+start_gateway 19090
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 now=$(date +%s)
@@ -73,7 +70,6 @@ payload=$(printf '{"sub":"user_bench","sid":"sess_bench","iss":"https://clerk.ex
 signature=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign tests/fixtures/rsa_a.pem | b64url)
 token="$header.$payload.$signature"
 
-for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:19090/readyz && break; sleep 0.1; done
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" http://127.0.0.1:18080/api/x)
 [ "$status" = 200 ] || { echo "the bench token was refused ($status)"; exit 1; }
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: __session=$token; __client_uat=$((now - 10))" http://127.0.0.1:18080/api/x)

@@ -3,7 +3,6 @@
 //! text). No auth, no routing, no proxying.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -11,18 +10,18 @@ use hyper::body::Incoming;
 
 use crate::body::{self, Body};
 use crate::server::Handler;
-use crate::state::AppState;
+use crate::state::Current;
 
 /// The admin listener's handler.
 #[derive(Clone)]
 pub struct AdminHandler {
-    state: Arc<AppState>,
+    current: Current,
 }
 
 impl AdminHandler {
-    /// A handler over `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
-        AdminHandler { state }
+    /// A handler over the configuration serving now.
+    pub fn new(current: Current) -> Self {
+        AdminHandler { current }
     }
 }
 
@@ -35,9 +34,10 @@ impl Handler for AdminHandler {
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
             "/readyz" => self.readyz().await,
             "/metrics" => {
-                let users = self.state.users.mirror().count_users().await.map_or(f64::NAN, |n| n as f64);
+                let state = self.current.load_full();
+                let users = state.users.mirror().count_users().await.map_or(f64::NAN, |n| n as f64);
                 let gauges = [("clerk_gateway_mirror_users", "Live users in the mirror.", users)];
-                let mut response = text(StatusCode::OK, self.state.metrics.render(&gauges));
+                let mut response = text(StatusCode::OK, state.metrics.render(&gauges));
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
@@ -50,7 +50,7 @@ impl Handler for AdminHandler {
 
 impl AdminHandler {
     async fn readyz(&self) -> Response<Body> {
-        let state = &self.state;
+        let state = self.current.load_full();
         let keys = state.auth.keys().is_ready();
         let draining = state.is_draining();
         let mirror = state.users.mirror();

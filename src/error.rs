@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn bad_input_exits_1_and_runtime_failures_2() {
         let files = TlsFiles { cert: "/nonexistent/cert.pem".into(), key: "/nonexistent/key.pem".into() };
-        let tls = Error::from(crate::tls::acceptor(&files).err().unwrap());
+        let tls = Error::from(crate::tls::Certificate::load(&files).err().unwrap());
         assert_eq!(tls.exit_code(), 1);
         assert!(tls.to_string().starts_with("TLS: server.tls_cert /nonexistent/cert.pem: "), "{tls}");
         assert!(tls.source().and_then(|s| s.source()).is_some(), "the file error is kept");

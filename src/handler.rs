@@ -5,7 +5,6 @@
 //! and logged here, once.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
@@ -25,26 +24,29 @@ use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::Reject;
 use crate::server::Handler;
 use crate::session::decide_session;
-use crate::state::AppState;
+use crate::state::{AppState, Current};
 use crate::users;
 
-/// The proxy listener's handler: shared state plus this worker's upstream client.
+/// The proxy listener's handler: the configuration serving now plus this worker's upstream
+/// client.
 #[derive(Clone)]
 pub struct ProxyHandler {
-    state: Arc<AppState>,
+    current: Current,
     client: HttpClient,
 }
 
 impl ProxyHandler {
-    /// A handler over `state` forwarding through `client`.
-    pub fn new(state: Arc<AppState>, client: HttpClient) -> Self {
-        ProxyHandler { state, client }
+    /// A handler over `current` forwarding through `client`.
+    pub fn new(current: Current, client: HttpClient) -> Self {
+        ProxyHandler { current, client }
     }
 }
 
 impl Handler for ProxyHandler {
     async fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
-        handle(&self.state, &self.client, peer, request).await
+        // The whole request, response body included, runs on the configuration it began on.
+        let state = self.current.load_full();
+        handle(&state, &self.client, peer, request).await
     }
 }
 
@@ -68,7 +70,7 @@ async fn handle(
         response_headers.append(SET_COOKIE, cookie);
     }
     let status = response.status().as_u16();
-    state.metrics.request(record.route, status);
+    state.route_metrics.request(record.route, status);
     record.log(&method, status, started.elapsed(), &request_id);
     response
 }
@@ -120,7 +122,7 @@ async fn process(
             state.metrics.body_timeout();
         }
     })?;
-    state.metrics.upstream_latency(route.index, elapsed);
+    state.route_metrics.upstream_latency(route.index, elapsed);
     Ok(response)
 }
 

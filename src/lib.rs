@@ -41,6 +41,7 @@ pub mod mirror;
 pub mod path;
 pub mod proxy;
 pub mod reject;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -55,13 +56,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 pub use clock::Clock;
 pub use config::Config;
 pub use error::Error;
+use reload::{ConfigFile, Reloader};
 use server::{ConnectionLimits, ServeOptions};
-use state::AppState;
+use state::{AppState, Current};
 
 /// The two bound listeners a gateway serves.
 pub struct Listeners {
@@ -84,28 +87,37 @@ impl Listeners {
 
 /// Runs the gateway until `shutdown` completes, then drains: readiness turns 503 at once,
 /// the proxy listener keeps accepting for `drain_delay`, then in-flight requests get
-/// `grace_timeout` to finish.
+/// `grace_timeout` to finish. With the `file` `config` was read from, `SIGHUP` and changes
+/// of the file reload it (see `reload`).
 ///
 /// # Errors
 /// `Error` when the state cannot be built (mirror, TLS files, clients).
 pub async fn run(
     config: Config,
+    file: Option<ConfigFile>,
     listeners: Listeners,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
-    let hangups = signal::ignore_hangups();
-    let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let hangups = signal::Hangups::catch();
+    let certificate = config.server.tls.as_ref().map(tls::Certificate::load).transpose()?;
+    let tls = certificate.as_ref().map(tls::Certificate::acceptor);
     let state = AppState::build(&config, clock).await?;
     let keys = tokio::spawn(state.auth.keys().clone().load_until_ready());
     let reconcile = config.mirror.reconcile_every.map(|every| tokio::spawn(reconcile(state.clone(), every)));
+    let current: Current = Arc::new(ArcSwap::new(state.clone()));
+    if let Some(file) = &file {
+        state.metrics.config_loaded(reload::config_hash(&file.text));
+    }
+    let reloader = file.map(|file| Reloader::new(file.path, &config, current.clone(), certificate));
+    let reloads = reload::start(reloader, hangups);
     log_start(&config, &listeners);
 
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(server::serve(
         listeners.admin,
         admin_options(&config),
-        admin::AdminHandler::new(state.clone()),
+        admin::AdminHandler::new(current.clone()),
         async move {
             let _ = admin_stopped.await;
         },
@@ -121,13 +133,14 @@ pub async fn run(
     let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
     let workers = config.server.workers;
     let clients = (0..workers).map(|_| state.upstream_client()).collect::<Result<Vec<_>, _>>()?;
-    let make_handler = move |i: usize| handler::ProxyHandler::new(state.clone(), clients[i].clone());
+    let make_handler = move |i: usize| handler::ProxyHandler::new(current.clone(), clients[i].clone());
     server::serve_on_workers(listeners.proxy, proxy_options, workers, make_handler, stop).await;
 
     let _ = admin_stop.send(());
     let _ = admin.await;
     keys.abort();
-    for task in [reconcile, hangups].into_iter().flatten() {
+    reloads.abort();
+    if let Some(task) = reconcile {
         task.abort();
     }
     tracing::info!("stopped");

@@ -1,11 +1,13 @@
 //! Prometheus counters and histograms on atomics: no lock on the request path. Owns the
-//! text rendering; knows route labels, outcome names and event types only as the strings it
-//! was given at start-up.
+//! text rendering; knows outcome names and event types only as the strings it was given at
+//! start-up, and route labels as each configuration (the first, and every reload) names them.
 
 use std::fmt::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
 
 /// Upper bounds (seconds) of the upstream latency histogram.
 const LATENCY_BUCKETS: [f64; 14] =
@@ -16,6 +18,8 @@ const STATUS_SLOTS: usize = 500;
 
 struct RouteStats {
     label: String,
+    /// Forwards upstream (and so has a latency histogram).
+    proxied: bool,
     statuses: Box<[AtomicU64]>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
@@ -23,14 +27,50 @@ struct RouteStats {
 }
 
 impl RouteStats {
-    fn new(label: String) -> Self {
+    fn new(label: String, proxied: bool) -> Self {
         RouteStats {
             label,
+            proxied,
             statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_count: AtomicU64::new(0),
             latency_sum_micros: AtomicU64::new(0),
         }
+    }
+}
+
+/// The per-route series of one configuration, addressed by route index: one slot per
+/// configured route, the webhook path when configured, and a last one for requests no route
+/// matched. A route kept by a reload (same label) keeps counting into the same series.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    slots: Arc<[Arc<RouteStats>]>,
+}
+
+impl RouteMetrics {
+    /// Counts a response for route `route` (`None` = no route matched).
+    pub fn request(&self, route: Option<usize>, status: u16) {
+        let stats = self.slot(route);
+        if let Some(slot) = usize::from(status).checked_sub(100).and_then(|i| stats.statuses.get(i)) {
+            slot.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records how long an upstream took to answer with a response head.
+    pub fn upstream_latency(&self, route: usize, elapsed: Duration) {
+        let stats = self.slot(Some(route));
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
+            stats.latency_buckets[i].fetch_add(1, Relaxed);
+        }
+        stats.latency_count.fetch_add(1, Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        stats.latency_sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    fn slot(&self, route: Option<usize>) -> &RouteStats {
+        let last = self.slots.len() - 1;
+        &self.slots[route.map_or(last, |r| r.min(last))]
     }
 }
 
@@ -124,10 +164,6 @@ pub const USER_SOURCES: &[&str] = &["memory", "mirror", "backend-api", "none"];
 
 /// The label sets metrics are built with.
 pub struct Labels {
-    /// One per configured route, in config order.
-    pub routes: Vec<String>,
-    /// The webhook path, counted as one more route (after the configured ones).
-    pub webhook_route: Option<String>,
     /// Authentication outcomes, in index order.
     pub auth_outcomes: Vec<&'static str>,
     /// Webhook event types, in index order.
@@ -140,11 +176,15 @@ pub struct Labels {
 
 /// Every metric the gateway exports.
 pub struct Metrics {
-    /// One slot per configured route, the webhook path when configured, and a last one for
-    /// requests no route matched.
-    routes: Vec<RouteStats>,
-    /// How many of `routes` forward upstream (and so have a latency histogram).
-    proxied_routes: usize,
+    /// Every route series any configuration has had, in the order they first appeared; the
+    /// request path counts through `RouteMetrics` and never takes this lock.
+    routes: Mutex<Vec<Arc<RouteStats>>>,
+    /// The slot of requests no route matched.
+    unrouted: Arc<RouteStats>,
+    /// Reloads applied and refused.
+    reloads: [AtomicU64; 2],
+    /// The loaded config file's hash, when it came from a file.
+    config_hash: ArcSwapOption<String>,
     auth: Family,
     webhook_events: Family,
     webhook_outcomes_per_type: usize,
@@ -161,13 +201,12 @@ pub struct Metrics {
 impl Metrics {
     /// Builds every series.
     pub fn new(labels: Labels) -> Self {
-        let proxied_routes = labels.routes.len();
-        let mut routes: Vec<RouteStats> = labels.routes.into_iter().map(RouteStats::new).collect();
-        routes.extend(labels.webhook_route.map(RouteStats::new));
-        routes.push(RouteStats::new("none".into()));
+        let unrouted = Arc::new(RouteStats::new("none".into(), false));
         Metrics {
-            routes,
-            proxied_routes,
+            routes: Mutex::new(Vec::new()),
+            unrouted,
+            reloads: [AtomicU64::new(0), AtomicU64::new(0)],
+            config_hash: ArcSwapOption::empty(),
             auth: Family::new(
                 "clerk_gateway_auth_total",
                 "Authentication outcomes by reason.",
@@ -218,24 +257,34 @@ impl Metrics {
         self.user_lookups.inc(source);
     }
 
-    /// Counts a response for route `route` (`None` = no route matched).
-    pub fn request(&self, route: Option<usize>, status: u16) {
-        let stats = self.route_stats(route);
-        if let Some(slot) = usize::from(status).checked_sub(100).and_then(|i| stats.statuses.get(i)) {
-            slot.fetch_add(1, Relaxed);
-        }
+    /// The route series for one configuration: `routes` (labels in config order, each
+    /// forwarding upstream) and the webhook path. Series whose label an earlier configuration
+    /// had are shared with it.
+    pub fn route_metrics(&self, routes: &[String], webhook_route: Option<&str>) -> RouteMetrics {
+        let mut registry = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let wanted = routes.iter().map(|r| (r.as_str(), true)).chain(webhook_route.map(|w| (w, false)));
+        let mut slots: Vec<Arc<RouteStats>> = wanted
+            .map(|(label, proxied)| {
+                let known = registry.iter().find(|s| s.label == label && s.proxied == proxied);
+                known.cloned().unwrap_or_else(|| {
+                    let stats = Arc::new(RouteStats::new(label.to_owned(), proxied));
+                    registry.push(stats.clone());
+                    stats
+                })
+            })
+            .collect();
+        slots.push(self.unrouted.clone());
+        RouteMetrics { slots: slots.into() }
     }
 
-    /// Records how long an upstream took to answer with a response head.
-    pub fn upstream_latency(&self, route: usize, elapsed: Duration) {
-        let stats = self.route_stats(Some(route));
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
-            stats.latency_buckets[i].fetch_add(1, Relaxed);
-        }
-        stats.latency_count.fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        stats.latency_sum_micros.fetch_add(micros, Relaxed);
+    /// Counts a configuration reload, applied or refused.
+    pub fn config_reload(&self, applied: bool) {
+        self.reloads[usize::from(!applied)].fetch_add(1, Relaxed);
+    }
+
+    /// Notes the hash of the config file now serving.
+    pub fn config_loaded(&self, hash: String) {
+        self.config_hash.store(Some(Arc::new(hash)));
     }
 
     /// Counts an authentication outcome by its index in `Labels::auth_outcomes`.
@@ -267,17 +316,14 @@ impl Metrics {
         }
     }
 
-    fn route_stats(&self, route: Option<usize>) -> &RouteStats {
-        let last = self.routes.len() - 1;
-        &self.routes[route.map_or(last, |r| r.min(last))]
-    }
-
     /// The Prometheus text exposition of everything, plus `gauges` measured by the caller
     /// (`(name, help, value)`).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(8192);
-        self.render_requests(&mut out);
-        self.render_latency(&mut out);
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        routes.push(self.unrouted.clone());
+        render_requests(&mut out, &routes);
+        render_latency(&mut out, &routes);
         self.auth.render(&mut out, false);
         self.webhook_events.render(&mut out, true);
         self.webhook_rejections.render(&mut out, false);
@@ -298,52 +344,68 @@ impl Metrics {
             "Requests whose body did not arrive in time (408).",
             &self.body_timeouts,
         );
+        self.render_reloads(&mut out);
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         out
     }
 
-    fn render_requests(&self, out: &mut String) {
-        out.push_str("# HELP clerk_gateway_requests_total Responses by route and status.\n");
-        out.push_str("# TYPE clerk_gateway_requests_total counter\n");
-        for stats in &self.routes {
-            for (i, slot) in stats.statuses.iter().enumerate() {
-                let n = slot.load(Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "clerk_gateway_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
-                        escape_label(&stats.label),
-                        i + 100
-                    );
-                }
+    fn render_reloads(&self, out: &mut String) {
+        let name = "clerk_gateway_config_reloads_total";
+        let _ = writeln!(out, "# HELP {name} Configuration reloads by result.\n# TYPE {name} counter");
+        for (result, counter) in ["applied", "refused"].iter().zip(&self.reloads) {
+            let _ = writeln!(out, "{name}{{result=\"{result}\"}} {}", counter.load(Relaxed));
+        }
+        if let Some(hash) = self.config_hash.load_full() {
+            let name = "clerk_gateway_config_info";
+            let _ = writeln!(
+                out,
+                "# HELP {name} The configuration serving now (hash: SHA-256 of the file, first 16 hex digits).\n\
+                 # TYPE {name} gauge\n{name}{{hash=\"{}\"}} 1",
+                escape_label(&hash)
+            );
+        }
+    }
+}
+
+fn render_requests(out: &mut String, routes: &[Arc<RouteStats>]) {
+    out.push_str("# HELP clerk_gateway_requests_total Responses by route and status.\n");
+    out.push_str("# TYPE clerk_gateway_requests_total counter\n");
+    for stats in routes {
+        for (i, slot) in stats.statuses.iter().enumerate() {
+            let n = slot.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "clerk_gateway_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
+                    escape_label(&stats.label),
+                    i + 100
+                );
             }
         }
     }
+}
 
-    fn render_latency(&self, out: &mut String) {
-        out.push_str("# HELP clerk_gateway_upstream_duration_seconds Time to the upstream's response head.\n");
-        out.push_str("# TYPE clerk_gateway_upstream_duration_seconds histogram\n");
-        for stats in &self.routes[..self.proxied_routes] {
-            let label = escape_label(&stats.label);
-            let mut cumulative = 0;
-            for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&stats.latency_buckets) {
-                cumulative += bucket.load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let count = stats.latency_count.load(Relaxed);
-            let sum = stats.latency_sum_micros.load(Relaxed) as f64 / 1e6;
+fn render_latency(out: &mut String, routes: &[Arc<RouteStats>]) {
+    out.push_str("# HELP clerk_gateway_upstream_duration_seconds Time to the upstream's response head.\n");
+    out.push_str("# TYPE clerk_gateway_upstream_duration_seconds histogram\n");
+    for stats in routes.iter().filter(|s| s.proxied) {
+        let label = escape_label(&stats.label);
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&stats.latency_buckets) {
+            cumulative += bucket.load(Relaxed);
             let _ = writeln!(
                 out,
-                "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}"
+                "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"{bound}\"}} {cumulative}"
             );
-            let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_sum{{route=\"{label}\"}} {sum}");
-            let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_count{{route=\"{label}\"}} {count}");
         }
+        let count = stats.latency_count.load(Relaxed);
+        let sum = stats.latency_sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ =
+            writeln!(out, "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_sum{{route=\"{label}\"}} {sum}");
+        let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_count{{route=\"{label}\"}} {count}");
     }
 }
 
@@ -362,19 +424,18 @@ mod tests {
     #[test]
     fn renders_what_was_counted() {
         let m = Metrics::new(Labels {
-            routes: vec!["/api/".into()],
-            webhook_route: Some("/webhooks/clerk".into()),
             auth_outcomes: vec!["signed-in", "token-expired"],
             webhook_types: &["user.created", "other"],
             webhook_outcomes: &["applied", "duplicate"],
             webhook_rejections: &["invalid-signature"],
         });
-        m.request(Some(0), 200);
-        m.request(Some(0), 200);
-        m.request(None, 404);
-        m.request(Some(0), 42);
+        let r = m.route_metrics(&["/api/".into()], Some("/webhooks/clerk"));
+        r.request(Some(0), 200);
+        r.request(Some(0), 200);
+        r.request(None, 404);
+        r.request(Some(0), 42);
         m.auth_outcome(1);
-        m.upstream_latency(0, Duration::from_millis(3));
+        r.upstream_latency(0, Duration::from_millis(3));
         m.jwks_fetch(false);
         m.webhook_event(1, 1);
         m.webhook_rejection(0);
@@ -392,7 +453,32 @@ mod tests {
         assert!(text.contains("clerk_gateway_webhook_rejections_total{reason=\"invalid-signature\"} 1"));
         assert!(text.contains("clerk_gateway_mirror_users 7"));
         assert!(!text.contains("duration_seconds_count{route=\"/webhooks/clerk\"}"));
-        m.request(Some(1), 200);
+        r.request(Some(1), 200);
         assert!(m.render(&[]).contains("clerk_gateway_requests_total{route=\"/webhooks/clerk\",status=\"200\"} 1"));
+    }
+
+    #[test]
+    fn a_reload_keeps_counting_into_the_routes_it_keeps() {
+        let m = Metrics::new(Labels {
+            auth_outcomes: vec![],
+            webhook_types: &[],
+            webhook_outcomes: &[],
+            webhook_rejections: &[],
+        });
+        let first = m.route_metrics(&["/a/".into(), "/b/".into()], None);
+        first.request(Some(1), 200);
+        let second = m.route_metrics(&["/b/".into(), "/c/".into()], None);
+        second.request(Some(0), 200);
+        second.request(Some(1), 201);
+        m.config_reload(true);
+        m.config_reload(false);
+        m.config_loaded("00ff".into());
+        let text = m.render(&[]);
+        assert!(text.contains("clerk_gateway_requests_total{route=\"/b/\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("clerk_gateway_requests_total{route=\"/c/\",status=\"201\"} 1"), "{text}");
+        assert!(text.contains("clerk_gateway_upstream_duration_seconds_count{route=\"/a/\"} 0"), "{text}");
+        assert!(text.contains("clerk_gateway_config_reloads_total{result=\"applied\"} 1"), "{text}");
+        assert!(text.contains("clerk_gateway_config_reloads_total{result=\"refused\"} 1"), "{text}");
+        assert!(text.contains("clerk_gateway_config_info{hash=\"00ff\"} 1"), "{text}");
     }
 }

@@ -1,6 +1,6 @@
 //! Process signals: the future that resolves when the process is asked to stop (SIGTERM or
-//! Ctrl-C), after which a second signal exits at once; and `SIGHUP`, which is logged and
-//! otherwise ignored rather than ending the process. Shared by `run` and `demo`.
+//! Ctrl-C), after which a second signal exits at once; and `SIGHUP`s, caught instead of
+//! ending the process, for the reloader. Shared by `run` and `demo`.
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
 pub async fn shutdown_signal() {
@@ -34,31 +34,40 @@ async fn wait_for_signal() {
     }
 }
 
-/// Keeps `SIGHUP` from ending the process (its default action): from this call on, each
-/// one is logged and otherwise ignored (there is no reload yet). Call on the runtime before
-/// serving; the task it returns logs until aborted, and the default action stays replaced
-/// for the life of the process.
-pub fn ignore_hangups() -> Option<tokio::task::JoinHandle<()>> {
+/// `SIGHUP`s, from the moment this is built: its default action (ending the process) is
+/// replaced for the life of the process, and each one is handed to whoever calls `recv`.
+pub struct Hangups {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hangups) => Some(tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    tracing::warn!(
-                        "SIGHUP received: reloading the configuration is not supported yet; \
-                         still serving with the one loaded at start"
-                    );
-                }
-            })),
-            Err(error) => {
-                tracing::warn!(%error, "cannot handle SIGHUP; one would end the process");
-                None
-            }
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    /// Starts catching `SIGHUP`; call on the runtime before serving. Where it cannot be
+    /// caught, says so: one would end the process.
+    pub fn catch() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(|error| tracing::warn!(%error, "cannot handle SIGHUP; one would end the process"))
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        {
+            Hangups {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        None
+
+    /// The next `SIGHUP`; never, where none can be caught.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+            self.signal = None;
+        }
+        std::future::pending::<()>().await;
     }
 }

@@ -1,11 +1,13 @@
-//! `AppState`: everything a request needs, built once at start-up and shared by `Arc`.
-//! Constructors and small accessors only; behaviour lives in the modules it holds.
+//! `AppState`: everything a request needs from one configuration, built at start-up and
+//! again by each reload, sharing what outlives reloads (mirror, metrics, revocations, the
+//! drain flag). Constructors and small accessors only; behaviour lives in the modules it holds.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
 use reqwest::Url;
@@ -17,9 +19,9 @@ use crate::auth::{Authenticator, ClaimRules};
 use crate::browser::{Browser, Decision};
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, IdentityHeaderNames};
+use crate::config::{Config, ConfigError, IdentityHeaderNames, KeySource};
 use crate::error::Error;
-use crate::metrics::{Labels, Metrics};
+use crate::metrics::{Labels, Metrics, RouteMetrics};
 use crate::mirror::{FileError, Mirror};
 use crate::proxy::frontend::FrontendApiProxy;
 use crate::proxy::{HttpClient, forward};
@@ -28,10 +30,14 @@ use crate::users::{Directory, DirectorySettings};
 use crate::webhook::events::EventKind;
 use crate::webhook::{Outcome, Refusal, WebhookEndpoint};
 
-/// Shared state of a running gateway.
+/// What a request needs from one configuration: built at start-up, and again by each
+/// reload, which swaps the whole of it at once (`Current`). A request holds the one it
+/// started with until it ends, so a reload never changes the rules under it.
 pub struct AppState {
     /// The route table.
     pub routes: RouteTable,
+    /// The per-route series of this route table.
+    pub route_metrics: RouteMetrics,
     /// Session verification.
     pub auth: Authenticator,
     /// Clerk's browser-session rules (cookies, handshake).
@@ -40,11 +46,11 @@ pub struct AppState {
     pub auth_endpoints: Option<String>,
     /// The Frontend API proxy, when configured.
     pub frontend_proxy: Option<FrontendApiProxy>,
-    /// Mirrored users, in front of the SQLite mirror.
+    /// Mirrored users, in front of the SQLite mirror (one for the life of the process).
     pub users: Arc<Directory>,
     /// The webhook endpoint, when `[webhook]` is configured.
     pub webhook: Option<WebhookEndpoint>,
-    /// All metrics.
+    /// All metrics (one set for the life of the process).
     pub metrics: Arc<Metrics>,
     /// Identity header names.
     pub headers: IdentityHeaderNames,
@@ -59,21 +65,37 @@ pub struct AppState {
     /// Longest pause allowed between two chunks of a proxied request body.
     pub body_read_timeout: Duration,
     trusted_proxies: Vec<IpNet>,
-    upstream_connect_timeout: Duration,
+    process: Arc<Process>,
+}
+
+/// The configuration serving now, swapped whole by a reload.
+pub type Current = Arc<ArcSwap<AppState>>;
+
+/// What outlives every reload: the drain flag, request ids, the clients built at start.
+struct Process {
     draining: AtomicBool,
     request_id_prefix: u64,
     request_counter: AtomicU64,
+    upstream_connect_timeout: Duration,
+    api_client: reqwest::Client,
+}
+
+/// The parts of an `AppState` that every configuration shares.
+struct Shared {
+    users: Arc<Directory>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    tunnels: TaskTracker,
+    process: Arc<Process>,
 }
 
 impl AppState {
-    /// Builds the state: HTTP clients, key store, mirror, user directory, metrics.
+    /// Builds the first state: HTTP clients, key store, mirror, user directory, metrics.
     ///
     /// # Errors
     /// `Error` when the mirror cannot be opened or a client cannot be built.
     pub async fn build(config: &Config, clock: Clock) -> Result<Arc<AppState>, Error> {
         let metrics = Arc::new(Metrics::new(Labels {
-            routes: config.routes.iter().map(route_label).collect(),
-            webhook_route: config.webhook.as_ref().map(|w| w.path.clone()),
             auth_outcomes: Decision::metric_names(),
             webhook_types: EventKind::NAMES,
             webhook_outcomes: Outcome::NAMES,
@@ -82,47 +104,85 @@ impl AppState {
         let api_client = api_client(config)?;
         let keys = KeyStore::new(&config.clerk.keys, api_client.clone(), clock.clone(), metrics.clone())?;
         let revoked = Arc::new(RevokedSessions::default());
-        let users = Arc::new(directory(config, api_client, revoked.clone(), clock.clone(), metrics.clone()).await?);
+        let users =
+            Arc::new(directory(config, api_client.clone(), revoked.clone(), clock.clone(), metrics.clone()).await?);
         let restored = users.load_revocations().await.map_err(|source| FileError::new(&config.mirror.path, source))?;
         tracing::debug!(restored, "revocations restored from the mirror");
-        let rules = ClaimRules {
-            issuer: config.clerk.issuer.clone(),
-            authorized_parties: config.clerk.authorized_parties.clone(),
-            allow_missing_azp: config.clerk.allow_missing_azp,
-            clock_skew: config.clerk.clock_skew,
-        };
-        let auth = Authenticator::new(Arc::new(keys), rules, revoked, clock.clone(), metrics.clone());
+        let auth = Authenticator::new(Arc::new(keys), claim_rules(config), revoked, clock.clone(), metrics.clone());
         let browser = Browser::new(
             config.clerk.publishable_key.as_ref(),
             config.clerk.frontend_api_url.as_ref(),
             users.api().cloned(),
         );
+        let process = Arc::new(Process {
+            draining: AtomicBool::new(false),
+            request_id_prefix: random_u64(),
+            request_counter: AtomicU64::new(0),
+            upstream_connect_timeout: config.server.upstream_connect_timeout,
+            api_client,
+        });
+        let shared = Shared { users, metrics, clock, tunnels: TaskTracker::new(), process };
+        Ok(Arc::new(Self::assemble(config, auth, browser, shared)?))
+    }
+
+    /// The state for a reloaded `config`, verifying with `keys` (this state's own store when
+    /// the key source did not change; see `new_key_store`). Shares the mirror, metrics,
+    /// revocations, clients and drain flag with this one; settings that only a restart
+    /// applies (`Config::needs_restart`) are not read.
+    ///
+    /// # Errors
+    /// `Error` when a part of `config` cannot be built (the webhook secret, the Frontend API
+    /// proxy).
+    pub fn reconfigured(&self, config: &Config, keys: Arc<KeyStore>) -> Result<AppState, Error> {
+        let auth = self.auth.reconfigured(keys, claim_rules(config));
+        let browser =
+            self.browser.reconfigured(config.clerk.publishable_key.as_ref(), config.clerk.frontend_api_url.as_ref());
+        let shared = Shared {
+            users: self.users.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            tunnels: self.tunnels.clone(),
+            process: self.process.clone(),
+        };
+        Self::assemble(config, auth, browser, shared)
+    }
+
+    /// A key store for `source`, not yet loaded (PEM keys are, at once).
+    ///
+    /// # Errors
+    /// `Error::Keys` when a PEM key cannot be parsed.
+    pub fn new_key_store(&self, source: &KeySource) -> Result<Arc<KeyStore>, Error> {
+        let client = self.process.api_client.clone();
+        Ok(Arc::new(KeyStore::new(source, client, self.clock.clone(), self.metrics.clone())?))
+    }
+
+    fn assemble(config: &Config, auth: Authenticator, browser: Browser, shared: Shared) -> Result<AppState, Error> {
         let frontend_proxy = frontend_proxy(config, &browser)?;
         let webhook = match &config.webhook {
             Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose(), w.body_timeout)?),
             None => None,
         };
-        Ok(Arc::new(AppState {
+        let labels: Vec<String> = config.routes.iter().map(route_label).collect();
+        let route_metrics = shared.metrics.route_metrics(&labels, config.webhook.as_ref().map(|w| w.path.as_str()));
+        Ok(AppState {
             routes: RouteTable::new(config.routes.clone()),
+            route_metrics,
             auth,
             browser,
-            users,
+            users: shared.users,
             webhook,
             auth_endpoints: config.auth_endpoints.clone(),
             frontend_proxy,
-            metrics,
+            metrics: shared.metrics,
             headers: config.headers.clone(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
-            clock,
-            tunnels: TaskTracker::new(),
+            clock: shared.clock,
+            tunnels: shared.tunnels,
             body_read_timeout: config.server.body_read_timeout,
             trusted_proxies: config.server.trusted_proxies.clone(),
-            upstream_connect_timeout: config.server.upstream_connect_timeout,
-            draining: AtomicBool::new(false),
-            request_id_prefix: random_u64(),
-            request_counter: AtomicU64::new(0),
-        }))
+            process: shared.process,
+        })
     }
 
     /// A new pooled upstream client; each proxy worker has its own, so a request and its
@@ -131,7 +191,7 @@ impl AppState {
     /// # Errors
     /// `Error::UpstreamClient` when TLS roots cannot be loaded.
     pub fn upstream_client(&self) -> Result<HttpClient, Error> {
-        Ok(forward::client(self.upstream_connect_timeout)?)
+        Ok(forward::client(self.process.upstream_connect_timeout)?)
     }
 
     /// Ready to take traffic: keys loaded, not draining (the mirror is judged apart, by
@@ -142,12 +202,12 @@ impl AppState {
 
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.process.draining.load(Ordering::Acquire)
     }
 
-    /// Flips readiness to 503 for good.
+    /// Flips readiness to 503 for good (for every configuration, reloaded or not).
     pub fn begin_drain(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.process.draining.store(true, Ordering::Release);
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -158,9 +218,18 @@ impl AppState {
 
     /// A fresh request id: a per-process random prefix and a counter, as 32 hex digits.
     pub fn new_request_id(&self) -> HeaderValue {
-        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{:016x}{n:016x}", self.request_id_prefix))
+        let n = self.process.request_counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{:016x}{n:016x}", self.process.request_id_prefix))
             .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+fn claim_rules(config: &Config) -> ClaimRules {
+    ClaimRules {
+        issuer: config.clerk.issuer.clone(),
+        authorized_parties: config.clerk.authorized_parties.clone(),
+        allow_missing_azp: config.clerk.allow_missing_azp,
+        clock_skew: config.clerk.clock_skew,
     }
 }
 

@@ -11,7 +11,7 @@ use super::reason::Reason;
 use crate::identity::{Identity, Org};
 
 /// The claim rules from `[clerk]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimRules {
     /// Required `iss`, if known.
     pub issuer: Option<String>,

@@ -224,6 +224,16 @@ impl KeyStore {
         }
     }
 
+    /// One fetch (or the one already running), then whether a key set is loaded: a reload
+    /// swaps in a new key source only once it can verify. At once for a PEM key.
+    pub async fn load_once(self: &Arc<Self>) -> bool {
+        if !self.is_ready() {
+            self.start_fetch();
+            self.wait_for_fetch().await;
+        }
+        self.is_ready()
+    }
+
     /// Fetches until a key set is loaded, backing off from 250 ms to 5 s. Returns at once
     /// for a PEM key.
     pub async fn load_until_ready(self: Arc<Self>) {

@@ -30,7 +30,7 @@ pub const TOKEN_CACHE_CAPACITY: usize = 65_536;
 pub struct Authenticator {
     keys: Arc<KeyStore>,
     rules: ClaimRules,
-    cache: TokenCache,
+    cache: Arc<TokenCache>,
     clock: Clock,
     metrics: Arc<Metrics>,
     revoked: Arc<RevokedSessions>,
@@ -46,7 +46,17 @@ impl Authenticator {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Authenticator { keys, rules, cache: TokenCache::new(TOKEN_CACHE_CAPACITY), clock, metrics, revoked }
+        let cache = Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY));
+        Authenticator { keys, rules, cache, clock, metrics, revoked }
+    }
+
+    /// The authenticator of a reloaded configuration: `keys` and `rules`, the same revocation
+    /// list, and the same verified tokens when neither the keys nor the rules changed.
+    pub fn reconfigured(&self, keys: Arc<KeyStore>, rules: ClaimRules) -> Self {
+        let unchanged = Arc::ptr_eq(&keys, &self.keys) && rules == self.rules;
+        let cache = if unchanged { self.cache.clone() } else { Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)) };
+        let (clock, metrics, revoked) = (self.clock.clone(), self.metrics.clone(), self.revoked.clone());
+        Authenticator { keys, rules, cache, clock, metrics, revoked }
     }
 
     /// The key store (for readiness and background loading).

@@ -102,6 +102,22 @@ pub struct RequestInfo<'a> {
     pub now_secs: i64,
 }
 
+/// The instance facts of a publishable key, handshakes going to `frontend_api_url` when set.
+fn instance(publishable_key: Option<&PublishableKey>, frontend_api_url: Option<&Url>) -> Option<InstanceInfo> {
+    publishable_key.and_then(|pk| {
+        let frontend_api = match frontend_api_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("https://{}/", pk.frontend_api)).ok()?,
+        };
+        Some(InstanceInfo {
+            suffix: pk.cookie_suffix.clone(),
+            frontend_api_host: pk.frontend_api.clone(),
+            frontend_api,
+            production: pk.production,
+        })
+    })
+}
+
 /// The instance facts the cookie path needs.
 struct InstanceInfo {
     suffix: String,
@@ -116,9 +132,11 @@ pub struct Browser {
     instance: Option<InstanceInfo>,
     api: Option<ClerkApi>,
     /// Nonces the Backend API refused lately, so a stale nonce cookie costs one call.
-    refused_nonces: ExpiringMap<String, ()>,
-    /// How many nonces are redeemed per second, in all and per client.
-    nonce_budget: NonceBudget,
+    /// Shared with the `Browser` of every reloaded configuration.
+    refused_nonces: Arc<ExpiringMap<String, ()>>,
+    /// How many nonces are redeemed per second, in all and per client; shared like
+    /// `refused_nonces`, so a reload does not hand out a fresh budget.
+    nonce_budget: Arc<NonceBudget>,
 }
 
 impl Browser {
@@ -129,19 +147,23 @@ impl Browser {
         frontend_api_url: Option<&Url>,
         api: Option<ClerkApi>,
     ) -> Self {
-        let instance = publishable_key.and_then(|pk| {
-            let frontend_api = match frontend_api_url {
-                Some(url) => url.clone(),
-                None => Url::parse(&format!("https://{}/", pk.frontend_api)).ok()?,
-            };
-            Some(InstanceInfo {
-                suffix: pk.cookie_suffix.clone(),
-                frontend_api_host: pk.frontend_api.clone(),
-                frontend_api,
-                production: pk.production,
-            })
-        });
-        Browser { instance, api, refused_nonces: ExpiringMap::new(10_000), nonce_budget: NonceBudget::default() }
+        Browser {
+            instance: instance(publishable_key, frontend_api_url),
+            api,
+            refused_nonces: Arc::new(ExpiringMap::new(10_000)),
+            nonce_budget: Arc::default(),
+        }
+    }
+
+    /// The browser rules of a reloaded configuration: its publishable key and Frontend API
+    /// override, the same Backend API client, nonce memory and budgets.
+    pub fn reconfigured(&self, publishable_key: Option<&PublishableKey>, frontend_api_url: Option<&Url>) -> Self {
+        Browser {
+            instance: instance(publishable_key, frontend_api_url),
+            api: self.api.clone(),
+            refused_nonces: self.refused_nonces.clone(),
+            nonce_budget: self.nonce_budget.clone(),
+        }
     }
 
     /// Where handshakes (and the Frontend API proxy) go.

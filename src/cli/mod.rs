@@ -13,6 +13,7 @@ use std::process::ExitCode;
 pub use args::{Cli, Command, LogFormat, UsersCommand};
 
 use crate::config::{self, Config};
+use crate::reload::ConfigFile;
 use crate::signal;
 use crate::{Clock, Error, Listeners};
 
@@ -47,7 +48,9 @@ fn config_path(flag: Option<PathBuf>) -> PathBuf {
 }
 
 async fn run(path: &Path) -> Result<(), Error> {
-    let config = Config::load(path, &config::process_env)?;
+    let text = config::read_file(path)?;
+    let config = Config::from_file_text(path, &text, &config::process_env)?;
     let listeners = Listeners::bind(&config).await?;
-    crate::run(config, listeners, Clock::System, signal::shutdown_signal()).await
+    let file = ConfigFile { path: path.to_owned(), text };
+    crate::run(config, Some(file), listeners, Clock::System, signal::shutdown_signal()).await
 }

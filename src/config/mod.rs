@@ -5,6 +5,7 @@
 
 mod build;
 mod expand;
+mod live;
 mod model;
 mod raw;
 mod routes;
@@ -22,9 +23,15 @@ impl Config {
     /// # Errors
     /// A `ConfigError` naming the key path (or the file, for I/O and syntax errors).
     pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-        Self::from_toml(&text, env).map_err(|mut e| {
+        Self::from_file_text(path, &read_file(path)?, env)
+    }
+
+    /// Validates `text`, read from `path` (named in errors that have no key path).
+    ///
+    /// # Errors
+    /// A `ConfigError` naming the key path, or the file for syntax errors.
+    pub fn from_file_text(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        Self::from_toml(text, env).map_err(|mut e| {
             if e.path.is_empty() {
                 e.path = path.display().to_string();
             }
@@ -43,6 +50,14 @@ impl Config {
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().message().to_owned()))?;
         build::build(raw, env)
     }
+}
+
+/// The text of a config file.
+///
+/// # Errors
+/// A `ConfigError` naming the file when it cannot be read.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))
 }
 
 fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {

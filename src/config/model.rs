@@ -57,7 +57,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[server]`.
     pub server: ServerConfig,
@@ -78,7 +78,7 @@ pub struct Config {
 }
 
 /// The proxy listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Address of the proxy listener.
     pub listen: SocketAddr,
@@ -116,7 +116,7 @@ pub struct ServerConfig {
 }
 
 /// Certificate chain and private key, both PEM.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
     /// Certificate chain.
     pub cert: PathBuf,
@@ -125,14 +125,14 @@ pub struct TlsFiles {
 }
 
 /// The admin listener (`/healthz`, `/readyz`, `/metrics`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     /// Address of the admin listener.
     pub listen: SocketAddr,
 }
 
 /// The Clerk instance and the token rules.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClerkConfig {
     /// Backend API secret key.
     pub secret_key: Option<Secret>,
@@ -161,7 +161,7 @@ pub struct ClerkConfig {
 }
 
 /// Clerk's Frontend API proxied through this gateway (`/__clerk/*`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrontendProxy {
     /// The path prefix served, e.g. `/__clerk`.
     pub path: String,
@@ -170,7 +170,7 @@ pub struct FrontendProxy {
 }
 
 /// Where the token-verification keys come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KeySource {
     /// A PEM public key: no network at all.
     Pem(Secret),
@@ -184,7 +184,7 @@ pub enum KeySource {
 }
 
 /// `[webhook]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
     /// The path Svix posts to.
     pub path: String,
@@ -195,7 +195,7 @@ pub struct WebhookConfig {
 }
 
 /// `[mirror]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MirrorConfig {
     /// The SQLite file, or `:memory:`.
     pub path: String,
@@ -330,7 +330,7 @@ impl fmt::Display for Upstream {
 }
 
 /// One validated `[[route]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Position in the file (0-based), used in logs, metrics and errors.
     pub index: usize,

@@ -53,7 +53,7 @@ pub async fn run(listen: SocketAddr) -> Result<(), Error> {
     ]);
     let config = Config::from_toml(CONFIG, &|name| vars.get(name).cloned())?;
     let listeners = Listeners { proxy, admin };
-    let gateway = tokio::spawn(crate::run(config, listeners, Clock::System, crate::signal::shutdown_signal()));
+    let gateway = tokio::spawn(crate::run(config, None, listeners, Clock::System, crate::signal::shutdown_signal()));
     wait_until_ready(admin_addr).await?;
 
     let samples = Samples::make(&key, &webhook_secret)?;

@@ -1,23 +1,12 @@
 //! The binary itself: `check` on good and bad configs, the shipped example, `run` failures,
-//! `demo`, and SIGTERM while a slow request is in flight.
+//! `demo`, SIGTERM while a slow request is in flight, and platform roots for HTTPS upstreams
+//! (reloads are `reload.rs`'s).
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
 
 use crate::common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clerk-gateway");
-
-fn gateway(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("GATEWAY_CONFIG").env("RUST_LOG", "info");
-    for var in ["CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "CLERK_JWT_KEY", "CLERK_WEBHOOK_SIGNING_SECRET"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
 
 fn check_text(toml: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -191,45 +180,6 @@ fn a_busy_port_is_a_runtime_error() {
 }
 
 /// Reads the child's output lines until one satisfies `done`, with a deadline.
-fn read_until(reader: &mut impl BufRead, done: impl Fn(&str) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lines = Vec::new();
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        let finished = done(&line);
-        lines.push(line);
-        if finished {
-            return lines;
-        }
-    }
-    panic!("output ended without the expected line:\n{}", lines.concat());
-}
-
-fn sigterm(child: &Child) {
-    signal(child, "TERM");
-}
-
-fn signal(child: &Child, name: &str) {
-    // The shell's builtin kill: present wherever sh is, unlike /usr/bin/kill.
-    let status = Command::new("sh").args(["-c", &format!("kill -{name} {}", child.id())]).status().unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    panic!("the process did not exit after SIGTERM");
-}
-
 #[tokio::test]
 async fn demo_serves_and_its_printed_token_is_accepted() {
     let mut child =
@@ -257,58 +207,6 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
     assert_eq!(reply.json()["headers"]["x-user-id"], "user_demo");
     sigterm(&child);
     assert_eq!(wait_exit(&mut child), Some(0));
-}
-
-/// A running `clerk-gateway run`, with the addresses it logged and its later log lines.
-struct Running {
-    child: Child,
-    proxy: SocketAddr,
-    admin: SocketAddr,
-    logs: std::sync::mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    /// Waits (at most 10 s) for a log line containing `text`.
-    fn wait_for_log(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.logs.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no log line with {text:?}: stderr ended or 10 s passed");
-    }
-}
-
-/// Starts `clerk-gateway run` on `config` (which listens on 127.0.0.1:0), its mirror in a
-/// fresh directory, and waits for the line saying where it listens.
-async fn run_binary(config: &TestConfig, env: &[(&str, &str)]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.toml");
-    let config = config.clone().mirror("path", dir.path().join("m.db").display().to_string());
-    std::fs::write(&path, config.to_toml()).unwrap();
-    let mut cmd = gateway(&["--log-format", "json", "run", "-c", path.to_str().unwrap()]);
-    cmd.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let (sender, logs) = std::sync::mpsc::channel();
-    let lines = tokio::task::spawn_blocking(move || {
-        let lines = read_until(&mut stderr, |l| l.contains("clerk-gateway listening"));
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        lines
-    })
-    .await
-    .unwrap();
-    let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    let field = |name: &str| started["fields"][name].as_str().unwrap().parse().unwrap();
-    Running { child, proxy: field("proxy"), admin: field("admin"), logs, _dir: dir }
 }
 
 fn public_config(upstream: &str) -> TestConfig {
@@ -340,22 +238,6 @@ async fn sigterm_lets_a_slow_request_finish() {
 }
 
 #[tokio::test]
-async fn sighup_is_logged_and_does_not_stop_the_gateway() {
-    let upstream = spawn_upstream().await;
-    let mut running = run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
-    for _ in 0..2 {
-        signal(&running.child, "HUP");
-        let line = running.wait_for_log("SIGHUP received");
-        assert!(line.contains("still serving"), "{line}");
-        assert_eq!(running.child.try_wait().unwrap(), None, "still running after SIGHUP");
-        assert_eq!(send(running.proxy, get_request("/after-hup", &[])).await.seen_path(), "/after-hup");
-    }
-    sigterm(&running.child);
-    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut running.child)).await.unwrap();
-    assert_eq!(exit, Some(0), "SIGTERM still drains and exits 0");
-}
-
-#[tokio::test]
 async fn https_upstreams_are_verified_against_the_platform_roots() {
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     let files =
@@ -363,7 +245,7 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let options = clerk_gateway::server::ServeOptions {
-        tls: Some(clerk_gateway::tls::acceptor(&files).unwrap()),
+        tls: Some(clerk_gateway::tls::Certificate::load(&files).unwrap().acceptor()),
         ..Default::default()
     };
     tokio::spawn(clerk_gateway::server::serve(listener, options, Echo, std::future::pending::<()>()));

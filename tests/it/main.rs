@@ -11,6 +11,7 @@ mod jwks;
 mod layers;
 mod limits;
 mod proxy;
+mod reload;
 mod shutdown;
 mod sync;
 mod tokens;

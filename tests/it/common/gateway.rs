@@ -43,9 +43,10 @@ impl TestGateway {
         let (addr, admin_addr) = (proxy.local_addr().unwrap(), admin.local_addr().unwrap());
         let clock = Clock::manual(NOW_MS);
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(clerk_gateway::run(config, Listeners { proxy, admin }, clock.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let handle =
+            tokio::spawn(clerk_gateway::run(config, None, Listeners { proxy, admin }, clock.clone(), async move {
+                let _ = stopped.await;
+            }));
         TestGateway { addr, admin: admin_addr, clock, stop: Some(stop), handle: Some(handle) }
     }
 

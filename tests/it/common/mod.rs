@@ -1,4 +1,4 @@
-//! Test harness, by what it fakes: `keys` (signing keys and tokens), `jwks` (a JWKS
+//! Test harness, by what it fakes: `binary` (the real binary as a child process), `keys` (signing keys and tokens), `jwks` (a JWKS
 //! endpoint), `clerk` (the Backend and Frontend APIs), `upstream` (an echo server and one
 //! that holds requests), `webhooks` (Svix-signed deliveries), `config` (test configs built
 //! as TOML tables), `gateway` (the real gateway in process, and its metrics), `client`
@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+mod binary;
 mod clerk;
 mod client;
 mod config;
@@ -16,6 +17,7 @@ mod servers;
 mod upstream;
 mod webhooks;
 
+pub use binary::*;
 pub use clerk::*;
 pub use client::*;
 pub use config::*;

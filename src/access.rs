@@ -1,43 +1,158 @@
 //! The access-log record of one request: filled in as the pipeline goes (route, auth
-//! outcome, normalized path) and written as one line on the `clerk_gateway::access` target
-//! once the answer is known. It also carries the `Set-Cookie` values the session decision
-//! wants on that answer, whatever the answer turns out to be; those are never logged.
+//! outcome and reason, who, normalized path, upstream time, client) and written as one line
+//! on the `clerk_gateway::access` target once the response body has been sent (or dropped),
+//! with the bytes that passed each way. It also carries the `Set-Cookie` values the session
+//! decision wants on the answer, whatever the answer turns out to be; those are never logged.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{HeaderValue, Method};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::body::{Body, BoxError};
+use crate::identity::Identity;
 
 /// What the access log (and the request metrics) learn about a request as it goes.
 pub struct AccessRecord {
     /// Route index (the webhook counts as one past the last route); `None` = no route.
     pub route: Option<usize>,
-    /// Authentication outcome label (`-` until something decides).
+    /// The route's name (`route[].name`, else its host and path), or the gateway path.
+    pub route_name: Option<Arc<str>>,
+    /// Authentication outcome: `signed-in`, `signed-out`, `handshake`, `preflight`, or `-`
+    /// until something decides.
     pub auth: &'static str,
+    /// Why a request is signed out (a reason code), else `-`.
+    pub reason: &'static str,
+    /// Who, once signed in.
+    pub identity: Option<Arc<Identity>>,
     /// The normalized path, without the query.
     pub path: String,
+    /// The client: the peer, or the address a trusted proxy names.
+    pub client: Option<IpAddr>,
+    /// Time to the upstream's response head, when forwarded.
+    pub upstream: Option<Duration>,
+    /// Request body bytes read, shared with the body on its way upstream.
+    pub bytes_in: Option<Arc<AtomicU64>>,
     /// `Set-Cookie` values for the response.
     pub set_cookies: Vec<HeaderValue>,
 }
 
 impl Default for AccessRecord {
     fn default() -> Self {
-        AccessRecord { route: None, auth: "-", path: String::new(), set_cookies: Vec::new() }
+        AccessRecord {
+            route: None,
+            route_name: None,
+            auth: "-",
+            reason: "-",
+            identity: None,
+            path: String::new(),
+            client: None,
+            upstream: None,
+            bytes_in: None,
+            set_cookies: Vec::new(),
+        }
     }
 }
 
 impl AccessRecord {
-    /// Writes the access-log line: never a token, cookie or key.
-    pub fn log(&self, method: &Method, status: u16, elapsed: Duration, request_id: &HeaderValue) {
+    /// A counter for the request body's bytes, kept here for the log line.
+    pub fn count_bytes_in(&mut self) -> Arc<AtomicU64> {
+        self.bytes_in.get_or_insert_with(Arc::default).clone()
+    }
+
+    /// `body`, which writes this record's line once it has been sent or dropped.
+    pub fn log_after(self, line: LineFacts, body: Body) -> Body {
+        Logged { body, bytes_out: 0, record: Some((self, line)) }.boxed()
+    }
+
+    fn write(&self, line: &LineFacts, bytes_out: u64) {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let identity = self.identity.as_deref();
         tracing::info!(
             target: "clerk_gateway::access",
-            %method,
+            method = %line.method,
             path = %self.path,
-            status,
-            route = self.route.map_or(-1, |r| r as i64),
+            route = self.route_name.as_deref().unwrap_or("-"),
+            status = line.status,
+            duration_us = micros(line.started.elapsed()),
+            upstream_us = self.upstream.map(micros),
+            bytes_in = self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
+            bytes_out,
+            client = self.client.map(tracing::field::display),
+            user_id = identity.map(|i| i.user_id.as_str()),
+            session_id = identity.map(|i| i.session_id.as_str()),
+            request_id = line.request_id.to_str().unwrap_or("-"),
             auth = self.auth,
-            ms = elapsed.as_secs_f64() * 1000.0,
-            request_id = request_id.to_str().unwrap_or("-"),
+            reason = self.reason,
             "request"
         );
+    }
+}
+
+/// What the handler knows of a request besides the record.
+pub struct LineFacts {
+    /// The method.
+    pub method: Method,
+    /// The answer's status.
+    pub status: u16,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Its request id.
+    pub request_id: HeaderValue,
+}
+
+/// A response body that counts what it sends and writes the access line when done.
+struct Logged {
+    body: Body,
+    bytes_out: u64,
+    record: Option<(AccessRecord, LineFacts)>,
+}
+
+impl Logged {
+    fn finish(&mut self) {
+        if let Some((record, line)) = self.record.take() {
+            record.write(&line, self.bytes_out);
+        }
+    }
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.bytes_out += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if self.body.is_end_stream() {
+                    self.finish();
+                }
+            }
+            Poll::Ready(_) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.finish();
     }
 }

@@ -5,13 +5,14 @@
 //! and logged here, once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::access::AccessRecord;
+use crate::access::{AccessRecord, LineFacts};
 use crate::auth::{Reason, policy};
 use crate::auth_endpoints;
 use crate::body::Body;
@@ -60,7 +61,10 @@ async fn handle(
     let peer = Peer { ip: peer_addr.ip(), trusted: state.is_trusted(peer_addr.ip()), scheme: state.scheme };
     let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
-    let mut record = AccessRecord::default();
+    let mut record = AccessRecord {
+        client: Some(headers::client_address(request.headers(), &peer, |ip| state.is_trusted(ip))),
+        ..AccessRecord::default()
+    };
     let mut response = process(state, client, &peer, request, request_id.clone(), &mut record)
         .await
         .unwrap_or_else(Reject::into_response);
@@ -71,8 +75,8 @@ async fn handle(
     }
     let status = response.status().as_u16();
     state.route_metrics.request(record.route, status);
-    record.log(&method, status, started.elapsed(), &request_id);
-    response
+    let line = LineFacts { method, status, started, request_id };
+    response.map(|body| record.log_after(line, body))
 }
 
 async fn process(
@@ -91,20 +95,25 @@ async fn process(
     record.path.clone_from(&path);
     if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
         record.route = Some(state.routes.routes().len());
-        return Ok(endpoint.handle(request, &state.users, &state.clock, &state.metrics).await?);
+        record.route_name = Some(Arc::from("webhook"));
+        let received = record.count_bytes_in();
+        return Ok(endpoint.handle(request, &state.users, &state.clock, &state.metrics, &received).await?);
     }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
+        record.route_name = Some(Arc::from("frontend-api"));
         return Ok(fapi.forward(client, peer, request, &path).await?);
     }
     if let Some(endpoint) =
         state.auth_endpoints.as_deref().and_then(|prefix| auth_endpoints::AuthEndpoint::at(prefix, &path))
     {
+        record.route_name = Some(Arc::from("auth-endpoints"));
         return auth_endpoints::handle(state, peer, request, endpoint, record).await;
     }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
     let route = state.routes.find(host_name.as_deref(), request.method(), &path).ok_or(Reject::NotFound)?;
     record.route = Some(route.index);
+    record.route_name = Some(route.name.clone());
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, record).await?;
     let target = Target {
@@ -116,6 +125,7 @@ async fn process(
         upgrade,
         tunnels: &state.tunnels,
         body_read_timeout: state.body_read_timeout,
+        bytes_in: (!http_body::Body::is_end_stream(request.body())).then(|| record.count_bytes_in()),
     };
     let (response, elapsed) = proxy::forward(client, request, target).await.inspect_err(|e| {
         if *e == ForwardError::BodyTimeout {
@@ -123,6 +133,7 @@ async fn process(
         }
     })?;
     state.route_metrics.upstream_latency(route.index, elapsed);
+    record.upstream = Some(elapsed);
     Ok(response)
 }
 

@@ -7,7 +7,7 @@
 //! # Layout
 //! Roughly top to bottom; the exact map, one layer a line, is the README's, which
 //! `tests/it/layers.rs` checks against the code:
-//! - `cli`, `demo`: the commands behind the binary; this file: `run`.
+//! - `cli`, `demo`: the commands behind the binary; this file: `run`; `reload`: hot reload.
 //! - `handler`: the proxy pipeline; `auth_endpoints`: `/auth/*`; `session`: a request's
 //!   session decision; `admin`: health, readiness, metrics.
 //! - `state`: everything a request needs, built once; `error` (start-up failures, exit
@@ -15,9 +15,10 @@
 //! - `webhook` (Svix, events, the endpoint), `sweep` (the full user sweep), `browser`
 //!   (Clerk's cookie rules, the handshake), `users` (the user directory).
 //! - `auth` (tokens, keys, claims, policy), `proxy` (header surgery, upstream client),
-//!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`.
-//! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `access`, `metrics`,
-//!   `cache`, `clock`, `ascii`, `clerk_keys`, `signal`.
+//!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`,
+//!   `access` (the access log).
+//! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `metrics`, `cache`,
+//!   `clock`, `ascii`, `clerk_keys`, `signal`.
 
 pub mod access;
 pub mod admin;

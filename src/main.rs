@@ -1,6 +1,7 @@
 //! The `clerk-gateway` binary: parses the command line, sets up logging and the crypto
 //! provider, and hands over to `clerk_gateway::cli`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,14 +19,15 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr through a non-blocking writer, so a slow log pipe never stalls a proxy
-/// worker (lines are dropped instead, and counted by tracing-appender).
+/// worker (lines are dropped instead, and counted by tracing-appender). Text is coloured only
+/// when stderr is a terminal; JSON lines carry their fields at the top level.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
     }
     guard
 }

@@ -33,10 +33,13 @@ pub async fn decide_session(
     let mut decision = state.browser.authenticate_request(&state.auth, &info).await;
     state.metrics.auth_outcome(decision.metric_index());
     record.set_cookies.append(decision.cookies_mut());
-    record.auth = match &decision {
-        Decision::SignedIn { .. } => "signed-in",
-        Decision::SignedOut { reason, .. } => reason.as_str(),
-        Decision::Redirect { .. } => "handshake",
+    (record.auth, record.reason) = match &decision {
+        Decision::SignedIn { identity, .. } => {
+            record.identity = Some(identity.clone());
+            ("signed-in", "-")
+        }
+        Decision::SignedOut { reason, .. } => ("signed-out", reason.as_str()),
+        Decision::Redirect { .. } => ("handshake", "-"),
     };
     decision
 }

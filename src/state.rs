@@ -162,7 +162,7 @@ impl AppState {
             Some(w) => Some(WebhookEndpoint::new(&w.path, w.signing_secret.expose(), w.body_timeout)?),
             None => None,
         };
-        let labels: Vec<String> = config.routes.iter().map(route_label).collect();
+        let labels: Vec<String> = config.routes.iter().map(|r| r.name.to_string()).collect();
         let route_metrics = shared.metrics.route_metrics(&labels, config.webhook.as_ref().map(|w| w.path.as_str()));
         Ok(AppState {
             routes: RouteTable::new(config.routes.clone()),
@@ -279,13 +279,6 @@ fn frontend_proxy(config: &Config, browser: &Browser) -> Result<Option<FrontendA
     })?;
     let secret = config.clerk.secret_key.as_ref();
     Ok(Some(FrontendApiProxy::new(&proxy.path, &proxy.url, base, secret, config.server.body_read_timeout)))
-}
-
-fn route_label(route: &crate::config::Route) -> String {
-    match &route.host {
-        Some(host) => format!("{host}{}", route.path),
-        None => route.path.clone(),
-    }
 }
 
 fn random_u64() -> u64 {

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -332,8 +333,10 @@ impl fmt::Display for Upstream {
 /// One validated `[[route]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    /// Position in the file (0-based), used in logs, metrics and errors.
+    /// Position in the file (0-based), used in errors.
     pub index: usize,
+    /// `name`, else the host (if any) and path: the route in logs and metrics.
+    pub name: Arc<str>,
     /// Path prefix, matched on segment boundaries.
     pub path: String,
     /// Host to match (lowercase, no port), if any.

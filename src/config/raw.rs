@@ -129,6 +129,7 @@ pub struct RawHeaders {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    pub name: Option<String>,
     pub path: String,
     pub upstream: String,
     pub host: Option<String>,

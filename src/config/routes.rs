@@ -1,6 +1,7 @@
 //! `[[route]]` tables into `Route`s: paths in normal form, auth modes, `require` rules,
 //! methods, upstream URLs, and the check that no two routes match the same requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Uri};
@@ -54,9 +55,15 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
     if !require.is_empty() && auth != AuthMode::Required {
         return Err(ConfigError::new(at("require"), "rules need auth = \"required\""));
     }
+    let host = raw.host.map(|h| route_host(&h).map_err(|m| ConfigError::new(at("host"), m))).transpose()?;
+    let name = match raw.name {
+        Some(name) => route_name(&name).map_err(|m| ConfigError::new(at("name"), m))?,
+        None => Arc::from(format!("{}{}", host.as_deref().unwrap_or(""), raw.path)),
+    };
     Ok(Route {
         index,
-        host: raw.host.map(|h| route_host(&h).map_err(|m| ConfigError::new(at("host"), m))).transpose()?,
+        name,
+        host,
         methods: raw.methods.map(|m| methods(&at("methods"), m)).transpose()?,
         upstream: upstream(&raw.upstream).map_err(|m| ConfigError::new(at("upstream"), m))?,
         auth,
@@ -67,6 +74,21 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
         authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
         path: raw.path,
     })
+}
+
+/// A route name: printable ASCII (spaces allowed) without quotes or backslashes, as it is a
+/// metric label; at most 64 bytes.
+fn route_name(name: &str) -> Result<Arc<str>, String> {
+    let allowed = |b: u8| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\';
+    if name.trim().is_empty() {
+        Err("a name must not be empty".into())
+    } else if name.len() > 64 {
+        Err("at most 64 bytes".into())
+    } else if !name.bytes().all(allowed) {
+        Err("printable ASCII only, without quotes or backslashes".into())
+    } else {
+        Ok(Arc::from(name))
+    }
 }
 
 fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {

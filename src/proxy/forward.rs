@@ -144,6 +144,7 @@ mod tests {
     fn route(path: &str, strip: bool) -> Route {
         Route {
             index: 0,
+            name: path.into(),
             path: path.into(),
             host: None,
             methods: None,

@@ -8,6 +8,8 @@ pub mod headers;
 pub mod request_body;
 pub mod upgrade;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
@@ -40,6 +42,8 @@ pub struct Target<'a> {
     pub tunnels: &'a TaskTracker,
     /// Longest pause allowed between two chunks of the request body.
     pub body_read_timeout: Duration,
+    /// Where the request body's bytes are counted (for the access log), when it has one.
+    pub bytes_in: Option<Arc<AtomicU64>>,
 }
 
 /// Forwards `request`, whose hop-by-hop headers are already gone, and returns the
@@ -79,8 +83,10 @@ pub async fn forward(
     let uri = forward::upstream_uri(&target.route.upstream, target.route, target.path, request.uri().query())?;
     let (mut parts, incoming) = request.into_parts();
     parts.uri = uri;
-    let outbound =
-        Request::from_parts(parts, RequestBody::new(incoming, target.route.max_body, target.body_read_timeout));
+    let outbound = Request::from_parts(
+        parts,
+        RequestBody::new(incoming, target.route.max_body, target.body_read_timeout).counting(target.bytes_in),
+    );
     let started = Instant::now();
     let mut response = forward::send(client, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,12 +38,20 @@ pub struct RequestBody {
     /// Whether the upstream asked for the next chunk and the client has not sent it: the
     /// clock runs only then, not while the upstream is slow to take what it was sent.
     waiting: bool,
+    /// Bytes passed so far, for whoever reads them after the body is gone.
+    counted: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
     /// Wraps `inner`, allowing at most `limit` bytes when given and `idle` between chunks.
     pub fn new(inner: Incoming, limit: Option<u64>, idle: Duration) -> Self {
-        RequestBody { inner, remaining: limit, idle, stall: None, waiting: false }
+        RequestBody { inner, remaining: limit, idle, stall: None, waiting: false, counted: None }
+    }
+
+    /// Adds every data byte that passes to `counter`.
+    pub fn counting(mut self, counter: Option<Arc<AtomicU64>>) -> Self {
+        self.counted = counter;
+        self
     }
 
     /// Whether the client has kept the upstream waiting too long for the next chunk (the
@@ -72,6 +82,9 @@ impl HttpBody for RequestBody {
             Poll::Pending => return Poll::Pending,
         };
         self.waiting = false;
+        if let (Some(counted), Some(data)) = (&self.counted, frame.data_ref()) {
+            counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         if let (Some(remaining), Some(data)) = (self.remaining.as_mut(), frame.data_ref()) {
             let len = data.len() as u64;
             if len > *remaining {

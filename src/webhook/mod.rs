@@ -22,6 +22,7 @@ pub mod events;
 pub mod outcome;
 pub mod svix;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,6 +74,8 @@ impl WebhookEndpoint {
 
     /// Handles one request to the webhook path: verify, then apply through `directory`.
     ///
+    /// The delivery's size is added to `received` (for the access log).
+    ///
     /// # Errors
     /// A `WebhookError`: not a POST, refused (with the reason), or not stored.
     pub async fn handle(
@@ -81,6 +84,7 @@ impl WebhookEndpoint {
         directory: &Directory,
         clock: &Clock,
         metrics: &Metrics,
+        received: &AtomicU64,
     ) -> Result<Response<Body>, WebhookError> {
         if request.method() != Method::POST {
             return Err(WebhookError::MethodNotAllowed);
@@ -93,7 +97,7 @@ impl WebhookEndpoint {
             tracing::warn!(reason = refusal.as_str(), "webhook delivery refused");
             WebhookError::Refused(refusal)
         };
-        let (delivery, kind) = self.receive(request, clock).await.map_err(refuse)?;
+        let (delivery, kind) = self.receive(request, clock, received).await.map_err(refuse)?;
         let (id, event_type) = (delivery.id.clone(), delivery.event_type.clone());
         let outcome = match directory.apply(delivery).await {
             Ok(Applied::Duplicate) => Outcome::Duplicate,
@@ -112,7 +116,12 @@ impl WebhookEndpoint {
     }
 
     /// Reads, verifies and parses a delivery; nothing has changed when this fails.
-    async fn receive(&self, request: Request<Incoming>, clock: &Clock) -> Result<(Delivery, EventKind), Refusal> {
+    async fn receive(
+        &self,
+        request: Request<Incoming>,
+        clock: &Clock,
+        received: &AtomicU64,
+    ) -> Result<(Delivery, EventKind), Refusal> {
         let (parts, incoming) = request.into_parts();
         let declared =
             parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -121,6 +130,7 @@ impl WebhookEndpoint {
         }
         let raw =
             tokio::time::timeout(self.body_timeout, read_body(incoming)).await.map_err(|_| Refusal::Timeout)??;
+        received.fetch_add(raw.len() as u64, Ordering::Relaxed);
         let verified = self.verifier.verify(&parts.headers, &raw, clock.now_secs())?;
         let envelope = events::parse(&raw).map_err(|error| {
             tracing::warn!(%error, id = verified.id, "verified webhook with an unreadable payload");

@@ -220,11 +220,11 @@ fn public_config(upstream: &str) -> TestConfig {
 #[tokio::test]
 async fn sigterm_lets_a_slow_request_finish() {
     let (held, upstream) = Held::start().await;
-    let Running { mut child, proxy, admin, _dir, .. } =
-        run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
+    let running = run_binary(&public_config(&format!("http://{upstream}")), &[]).await;
+    let (proxy, admin) = (running.proxy, running.admin);
     let slow = tokio::spawn(async move { send(proxy, get_request("/slow", &[])).await });
     held.arrived().await;
-    sigterm(&child);
+    running.signal("TERM");
     eventually("SIGTERM to turn readiness to 503", async || {
         let readyz = send(admin, get_request("/readyz", &[])).await;
         readyz.status == 503 && String::from_utf8_lossy(&readyz.body).contains("shutdown: draining")
@@ -234,7 +234,7 @@ async fn sigterm_lets_a_slow_request_finish() {
     held.release();
     let reply = slow.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed");
-    assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap(), Some(0));
+    assert_eq!(running.exit_code().await, Some(0));
 }
 
 #[tokio::test]
@@ -252,17 +252,15 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     let config = public_config(&format!("https://{upstream}"));
 
     let ca = format!("{dir}/tls_ca.crt");
-    let Running { child: mut trusting, proxy: addr, _dir: _d1, .. } =
-        run_binary(&config, &[("SSL_CERT_FILE", &ca)]).await;
+    let trusting = run_binary(&config, &[("SSL_CERT_FILE", &ca)]).await;
+    let addr = trusting.proxy;
     let reply = send(addr, get_request("/over-tls", &[])).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.seen_path(), "/over-tls");
-    sigterm(&trusting);
-    wait_exit(&mut trusting);
+    trusting.stop().await;
 
-    let Running { child: mut strict, proxy: addr, _dir: _d2, .. } =
-        run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;
+    let strict = run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;
+    let addr = strict.proxy;
     assert_eq!(send(addr, get_request("/over-tls", &[])).await.status, 502, "an untrusted certificate is refused");
-    sigterm(&strict);
-    wait_exit(&mut strict);
+    strict.stop().await;
 }

@@ -10,6 +10,7 @@ mod harness;
 mod jwks;
 mod layers;
 mod limits;
+mod logs;
 mod proxy;
 mod reload;
 mod shutdown;

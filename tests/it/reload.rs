@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -36,22 +35,13 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// Session claims valid now by the wall clock (the binary runs on the system clock).
-fn claims_now() -> Value {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    json!({ "sub": "user_alice", "sid": "sess_1", "iat": now - 1, "nbf": now - 6, "exp": now + 120, "v": 2 })
-}
-
 async fn metric(running: &Running, series: &str) -> f64 {
     let text = String::from_utf8_lossy(&send(running.admin, get_request("/metrics", &[])).await.body).into_owned();
     Scrape(text).value(series)
 }
 
-/// SIGTERM, then the exit code, waited for off the runtime: the upstreams run on it.
-async fn stop(mut running: Running) {
-    sigterm(&running.child);
-    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut running.child)).await.unwrap();
-    assert_eq!(exit, Some(0));
+async fn stop(running: Running) {
+    assert_eq!(running.stop().await, Some(0));
 }
 
 /// A key file outside the watched directory changes: only `SIGHUP` reloads it.
@@ -76,7 +66,7 @@ async fn sighup_reloads_a_rotated_key_file() {
     assert_eq!((status(&token_a).await, status(&token_b).await), (200, 401));
 
     std::fs::copy(fixtures.join("rsa_b.pub.pem"), &key_file).unwrap();
-    signal(&running.child, "HUP");
+    running.signal("HUP");
     let line = running.wait_for_log("configuration reloaded");
     assert!(line.contains("SIGHUP"), "{line}");
     assert_eq!((status(&token_a).await, status(&token_b).await), (401, 200), "the rotated key verifies");
@@ -190,7 +180,7 @@ async fn reloads_under_load_fail_no_request_and_keep_tunnels_and_in_flight_reque
         let target = sent.load(Ordering::Relaxed) + 300;
         eventually("load between reloads", async || sent.load(Ordering::Relaxed) >= target).await;
         rewrite(&running, &with_slow(&format!("{}s", 31 + round)));
-        signal(&running.child, "HUP");
+        running.signal("HUP");
         eventually("the reload to count", async || {
             metric(&running, "clerk_gateway_config_reloads_total{result=\"applied\"}").await >= f64::from(round + 1)
         })

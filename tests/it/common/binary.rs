@@ -5,9 +5,11 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config::TestConfig;
+use super::logs::leak;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clerk-gateway");
 
@@ -62,16 +64,55 @@ pub fn wait_exit(child: &mut Child) -> Option<i32> {
 
 /// A running `clerk-gateway run`, with the addresses it logged and its later log lines.
 pub struct Running {
-    pub child: Child,
+    /// Taken by `stop`.
+    child: Option<Child>,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     /// The config file it runs on (the test may rewrite it).
     pub config: PathBuf,
     logs: std::sync::mpsc::Receiver<String>,
+    /// Lines that leaked a secret (see `logs::leak`); checked on drop.
+    leaks: Arc<Mutex<Vec<String>>>,
     pub _dir: tempfile::TempDir,
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+        }
+        let leaks = self.leaks.lock().unwrap_or_else(|e| e.into_inner());
+        if !std::thread::panicking()
+            && let Some(leak) = leaks.first()
+        {
+            panic!("{leak}");
+        }
+    }
+}
+
 impl Running {
+    /// Sends `SIGname`.
+    pub fn signal(&self, name: &str) {
+        signal(self.child.as_ref().expect("running"), name);
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().expect("running").try_wait().unwrap().is_some()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub async fn stop(self) -> Option<i32> {
+        self.signal("TERM");
+        self.exit_code().await
+    }
+
+    /// The exit code, waited for (at most 20 s) off the runtime, as upstreams may run on it.
+    pub async fn exit_code(mut self) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap()
+    }
+
     /// Waits (at most 10 s) for a log line containing `text`.
     pub fn wait_for_log(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -96,18 +137,26 @@ pub async fn run_binary(config: &TestConfig, env: &[(&str, &str)]) -> Running {
     start_binary(path, dir, env).await
 }
 
-/// Starts `clerk-gateway run -c path` (logs as JSON), keeping `dir` for as long as it runs,
-/// and waits for the line saying where it listens.
+/// Starts `clerk-gateway run -c path` (logs as JSON, the gateway's at trace level), keeping
+/// `dir` for as long as it runs, and waits for the line saying where it listens. Every line
+/// it writes is checked for secrets.
 pub async fn start_binary(path: PathBuf, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
     let mut cmd = gateway(&["--log-format", "json", "run", "-c", path.to_str().unwrap()]);
+    cmd.env("RUST_LOG", "info,clerk_gateway=trace");
     cmd.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let (sender, logs) = std::sync::mpsc::channel();
+    let leaks = Arc::new(Mutex::new(Vec::new()));
+    let found = leaks.clone();
     let lines = tokio::task::spawn_blocking(move || {
         let lines = read_until(&mut stderr, |l| l.contains("clerk-gateway listening"));
+        found.lock().unwrap().extend(lines.iter().filter_map(|l| leak(l)));
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
+                if let Some(leak) = leak(&line) {
+                    found.lock().unwrap().push(leak);
+                }
                 let _ = sender.send(line);
             }
         });
@@ -116,6 +165,6 @@ pub async fn start_binary(path: PathBuf, dir: tempfile::TempDir, env: &[(&str, &
     .await
     .unwrap();
     let started: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    let field = |name: &str| started["fields"][name].as_str().unwrap().parse().unwrap();
-    Running { child, proxy: field("proxy"), admin: field("admin"), config: path, logs, _dir: dir }
+    let field = |name: &str| started[name].as_str().unwrap().parse().unwrap();
+    Running { child: Some(child), proxy: field("proxy"), admin: field("admin"), config: path, logs, leaks, _dir: dir }
 }

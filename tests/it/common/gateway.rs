@@ -107,6 +107,9 @@ impl Drop for TestGateway {
         if let Some(handle) = &self.handle {
             handle.abort();
         }
+        if !std::thread::panicking() {
+            super::logs::assert_clean();
+        }
     }
 }
 

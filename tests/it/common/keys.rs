@@ -83,6 +83,13 @@ pub fn claims() -> Value {
     })
 }
 
+/// Session claims valid now by the wall clock, for the binary (which runs on the system
+/// clock): no `iss` or `azp`.
+pub fn claims_now() -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    json!({ "sub": "user_alice", "sid": "sess_1", "iat": now - 1, "nbf": now - 6, "exp": now + 120, "v": 2 })
+}
+
 /// `claims()` with `key` set (or removed, for `Value::Null`).
 pub fn claims_with(key: &str, value: Value) -> Value {
     let mut c = claims();

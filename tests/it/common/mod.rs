@@ -1,8 +1,9 @@
-//! Test harness, by what it fakes: `binary` (the real binary as a child process), `keys` (signing keys and tokens), `jwks` (a JWKS
-//! endpoint), `clerk` (the Backend and Frontend APIs), `upstream` (an echo server and one
-//! that holds requests), `webhooks` (Svix-signed deliveries), `config` (test configs built
-//! as TOML tables), `gateway` (the real gateway in process, and its metrics), `client`
-//! (requests and replies), `servers` (loopback listeners). Everything is on 127.0.0.1:0.
+//! Test harness, by what it fakes: `binary` (the real binary as a child process), `keys`
+//! (signing keys and tokens), `jwks` (a JWKS endpoint), `clerk` (the Backend and Frontend
+//! APIs), `upstream` (an echo server and one that holds requests), `webhooks` (Svix-signed
+//! deliveries), `config` (test configs built as TOML tables), `gateway` (the real gateway in
+//! process, and its metrics), `logs` (every log line checked for secrets), `client` (requests
+//! and replies), `servers` (loopback listeners). Everything is on 127.0.0.1:0.
 
 #![allow(dead_code)]
 
@@ -13,6 +14,7 @@ mod config;
 mod gateway;
 mod jwks;
 mod keys;
+pub mod logs;
 mod servers;
 mod upstream;
 mod webhooks;
@@ -51,12 +53,8 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Per-test logs, opt-in: `RUST_LOG=clerk_gateway=debug cargo test NAME -- --nocapture`.
+/// Captured and checked for leaks (see `logs`); per-test logs instead with
+/// `RUST_LOG=clerk_gateway=debug cargo test NAME -- --nocapture`.
 fn init_logs() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .try_init();
-    }
+    logs::init();
 }

@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{Body, BoxError};
 use crate::identity::Identity;
+use crate::metrics::{InFlightRequest, RouteMetrics};
 
 /// What the access log (and the request metrics) learn about a request as it goes.
 pub struct AccessRecord {
@@ -106,6 +107,10 @@ pub struct LineFacts {
     pub started: Instant,
     /// Its request id.
     pub request_id: HeaderValue,
+    /// Where its whole duration is recorded.
+    pub metrics: RouteMetrics,
+    /// Keeps it counted in flight until the line is written.
+    pub in_flight: InFlightRequest,
 }
 
 /// A response body that counts what it sends and writes the access line when done.
@@ -118,6 +123,7 @@ struct Logged {
 impl Logged {
     fn finish(&mut self) {
         if let Some((record, line)) = self.record.take() {
+            line.metrics.request_duration(record.route, line.started.elapsed());
             record.write(&line, self.bytes_out);
         }
     }

@@ -37,7 +37,9 @@ impl Handler for AdminHandler {
                 let state = self.current.load_full();
                 let users = state.users.mirror().count_users().await.map_or(f64::NAN, |n| n as f64);
                 let gauges = [("clerk_gateway_mirror_users", "Live users in the mirror.", users)];
-                let mut response = text(StatusCode::OK, state.metrics.render(&gauges));
+                let mut metrics = state.metrics.render(&gauges);
+                crate::process::render(&mut metrics);
+                let mut response = text(StatusCode::OK, metrics);
                 response
                     .headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

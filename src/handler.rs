@@ -58,6 +58,7 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
+    let in_flight = state.metrics.request_started();
     let peer = Peer { ip: peer_addr.ip(), trusted: state.is_trusted(peer_addr.ip()), scheme: state.scheme };
     let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
@@ -75,7 +76,8 @@ async fn handle(
     }
     let status = response.status().as_u16();
     state.route_metrics.request(record.route, status);
-    let line = LineFacts { method, status, started, request_id };
+    let metrics = state.route_metrics.clone();
+    let line = LineFacts { method, status, started, request_id, metrics, in_flight };
     response.map(|body| record.log_after(line, body))
 }
 

@@ -18,7 +18,7 @@
 //!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`,
 //!   `access` (the access log).
 //! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `metrics`, `cache`,
-//!   `clock`, `ascii`, `clerk_keys`, `signal`.
+//!   `clock`, `ascii`, `clerk_keys`, `signal`, `process`.
 
 pub mod access;
 pub mod admin;
@@ -40,6 +40,7 @@ pub mod identity;
 pub mod metrics;
 pub mod mirror;
 pub mod path;
+pub mod process;
 pub mod proxy;
 pub mod reject;
 pub mod reload;

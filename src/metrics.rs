@@ -16,14 +16,48 @@ const LATENCY_BUCKETS: [f64; 14] =
 /// Status codes 100–599, one counter each.
 const STATUS_SLOTS: usize = 500;
 
+/// A latency histogram over `LATENCY_BUCKETS`.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of series `name{route="label"}`.
+    fn render(&self, out: &mut String, name: &str, label: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{route=\"{label}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{route=\"{label}\"}} {count}");
+    }
+}
+
 struct RouteStats {
     label: String,
-    /// Forwards upstream (and so has a latency histogram).
+    /// Forwards upstream (and so has an upstream latency histogram).
     proxied: bool,
     statuses: Box<[AtomicU64]>,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    /// Time to the upstream's response head.
+    upstream: Histogram,
+    /// Time from the request's arrival to the last byte of the response.
+    total: Histogram,
 }
 
 impl RouteStats {
@@ -32,9 +66,8 @@ impl RouteStats {
             label,
             proxied,
             statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_count: AtomicU64::new(0),
-            latency_sum_micros: AtomicU64::new(0),
+            upstream: Histogram::default(),
+            total: Histogram::default(),
         }
     }
 }
@@ -58,19 +91,26 @@ impl RouteMetrics {
 
     /// Records how long an upstream took to answer with a response head.
     pub fn upstream_latency(&self, route: usize, elapsed: Duration) {
-        let stats = self.slot(Some(route));
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
-            stats.latency_buckets[i].fetch_add(1, Relaxed);
-        }
-        stats.latency_count.fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        stats.latency_sum_micros.fetch_add(micros, Relaxed);
+        self.slot(Some(route)).upstream.observe(elapsed);
+    }
+
+    /// Records how long a whole request took, to the last byte of its response.
+    pub fn request_duration(&self, route: Option<usize>, elapsed: Duration) {
+        self.slot(route).total.observe(elapsed);
     }
 
     fn slot(&self, route: Option<usize>) -> &RouteStats {
         let last = self.slots.len() - 1;
         &self.slots[route.map_or(last, |r| r.min(last))]
+    }
+}
+
+/// A request in flight, counted in `clerk_gateway_requests_in_flight` while this lives.
+pub struct InFlightRequest(Arc<Metrics>);
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -185,6 +225,8 @@ pub struct Metrics {
     reloads: [AtomicU64; 2],
     /// The loaded config file's hash, when it came from a file.
     config_hash: ArcSwapOption<String>,
+    /// Requests whose response has not been fully sent yet.
+    in_flight: AtomicI64,
     auth: Family,
     webhook_events: Family,
     webhook_outcomes_per_type: usize,
@@ -207,6 +249,7 @@ impl Metrics {
             unrouted,
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             config_hash: ArcSwapOption::empty(),
+            in_flight: AtomicI64::new(0),
             auth: Family::new(
                 "clerk_gateway_auth_total",
                 "Authentication outcomes by reason.",
@@ -277,6 +320,12 @@ impl Metrics {
         RouteMetrics { slots: slots.into() }
     }
 
+    /// Counts a request in flight until the guard is dropped (once its response is sent).
+    pub fn request_started(self: &Arc<Self>) -> InFlightRequest {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlightRequest(self.clone())
+    }
+
     /// Counts a configuration reload, applied or refused.
     pub fn config_reload(&self, applied: bool) {
         self.reloads[usize::from(!applied)].fetch_add(1, Relaxed);
@@ -345,6 +394,18 @@ impl Metrics {
             &self.body_timeouts,
         );
         self.render_reloads(&mut out);
+        let name = "clerk_gateway_requests_in_flight";
+        let in_flight = self.in_flight.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests whose response is not fully sent yet.\n# TYPE {name} gauge\n{name} {in_flight}"
+        );
+        let name = "clerk_gateway_build_info";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The running build.\n# TYPE {name} gauge\n{name}{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
@@ -388,24 +449,18 @@ fn render_requests(out: &mut String, routes: &[Arc<RouteStats>]) {
 }
 
 fn render_latency(out: &mut String, routes: &[Arc<RouteStats>]) {
-    out.push_str("# HELP clerk_gateway_upstream_duration_seconds Time to the upstream's response head.\n");
-    out.push_str("# TYPE clerk_gateway_upstream_duration_seconds histogram\n");
+    let name = "clerk_gateway_upstream_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} Time to the upstream's response head.\n# TYPE {name} histogram");
     for stats in routes.iter().filter(|s| s.proxied) {
-        let label = escape_label(&stats.label);
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&stats.latency_buckets) {
-            cumulative += bucket.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = stats.latency_count.load(Relaxed);
-        let sum = stats.latency_sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ =
-            writeln!(out, "clerk_gateway_upstream_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_sum{{route=\"{label}\"}} {sum}");
-        let _ = writeln!(out, "clerk_gateway_upstream_duration_seconds_count{{route=\"{label}\"}} {count}");
+        stats.upstream.render(out, name, &escape_label(&stats.label));
+    }
+    let name = "clerk_gateway_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from a request's arrival to its response's last byte.\n# TYPE {name} histogram"
+    );
+    for stats in routes {
+        stats.total.render(out, name, &escape_label(&stats.label));
     }
 }
 
@@ -452,7 +507,8 @@ mod tests {
         assert!(!text.contains("type=\"user.created\""), "zero webhook series are left out");
         assert!(text.contains("clerk_gateway_webhook_rejections_total{reason=\"invalid-signature\"} 1"));
         assert!(text.contains("clerk_gateway_mirror_users 7"));
-        assert!(!text.contains("duration_seconds_count{route=\"/webhooks/clerk\"}"));
+        assert!(!text.contains("upstream_duration_seconds_count{route=\"/webhooks/clerk\"}"));
+        assert!(text.contains("clerk_gateway_request_duration_seconds_count{route=\"/webhooks/clerk\"} 0"));
         r.request(Some(1), 200);
         assert!(m.render(&[]).contains("clerk_gateway_requests_total{route=\"/webhooks/clerk\",status=\"200\"} 1"));
     }

@@ -11,6 +11,7 @@ mod jwks;
 mod layers;
 mod limits;
 mod logs;
+mod metrics;
 mod proxy;
 mod reload;
 mod shutdown;

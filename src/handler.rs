@@ -90,6 +90,7 @@ async fn process(
     record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
     headers::strip_identity(request.headers_mut(), &state.headers);
+    headers::strip_names(request.headers_mut(), &state.claim_headers);
     // Before anything is added: a client must not be able to name our headers in Connection.
     let upgrade = headers::remove_hop_by_hop(request.headers_mut());
     check_target(&request)?;
@@ -180,6 +181,11 @@ async fn admit(
         policy::check(&route.require, identity, metadata).map_err(Reject::Forbidden)?;
     }
     headers::set_identity(request.headers_mut(), &state.headers, &identity.values);
+    for (header, claim) in &route.claim_headers {
+        if let Some(value) = identity.claim(claim) {
+            request.headers_mut().insert(header.clone(), value.clone());
+        }
+    }
     if let Some(profile) = &profile {
         headers::set_user(request.headers_mut(), &state.headers, &profile.values);
     }

@@ -33,13 +33,21 @@ pub struct Identity {
     pub valid_until_ms: i64,
     /// Header values computed once, so a cached token costs no formatting per request.
     pub values: IdentityValues,
+    /// The claims routes copy into headers (`route[].claim_headers`), by claim path, as
+    /// ASCII-safe header values; a claim the token lacks is absent.
+    pub claims: Vec<(String, HeaderValue)>,
 }
 
 impl Identity {
     /// An identity with its header values computed.
     pub fn new(user_id: String, session_id: String, org: Option<Org>, valid_until_ms: i64) -> Self {
         let values = IdentityValues::new(&user_id, &session_id, org.as_ref());
-        Identity { user_id, session_id, org, valid_until_ms, values }
+        Identity { user_id, session_id, org, valid_until_ms, values, claims: Vec::new() }
+    }
+
+    /// The header value of claim `path`, when the token had it.
+    pub fn claim(&self, path: &str) -> Option<&HeaderValue> {
+        self.claims.iter().find(|(name, _)| name == path).map(|(_, value)| value)
     }
 }
 

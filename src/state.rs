@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use reqwest::Url;
 use tokio_util::task::TaskTracker;
@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Identity header names.
     pub headers: IdentityHeaderNames,
+    /// Headers routes fill from claims: stripped from every request like identity headers.
+    pub claim_headers: Vec<HeaderName>,
     /// Where browsers go to sign in.
     pub sign_in_url: Option<Url>,
     /// `https` when TLS is terminated here, else `http`.
@@ -175,6 +177,7 @@ impl AppState {
             frontend_proxy,
             metrics: shared.metrics,
             headers: config.headers.clone(),
+            claim_headers: config.claim_header_names(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             clock: shared.clock,
@@ -230,6 +233,7 @@ fn claim_rules(config: &Config) -> ClaimRules {
         authorized_parties: config.clerk.authorized_parties.clone(),
         allow_missing_azp: config.clerk.allow_missing_azp,
         clock_skew: config.clerk.clock_skew,
+        copied_claims: config.copied_claims(),
     }
 }
 

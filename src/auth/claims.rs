@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use serde_json::Value;
 
 use super::reason::Reason;
+use crate::ascii;
 use crate::identity::{Identity, Org};
 
 /// The claim rules from `[clerk]`.
@@ -21,6 +23,8 @@ pub struct ClaimRules {
     pub allow_missing_azp: bool,
     /// Tolerance for the time claims.
     pub clock_skew: Duration,
+    /// Claim paths (`a.b` nested) kept on the identity for `route[].claim_headers`.
+    pub copied_claims: Vec<String>,
 }
 
 /// Checks the claims of a token whose signature has been verified.
@@ -61,7 +65,22 @@ fn check_with(claims: &Value, rules: &ClaimRules, now_ms: Option<i64>) -> Result
     if claims.get("sts").and_then(Value::as_str) == Some("pending") {
         return Err(Reason::SessionPending);
     }
-    Ok(Arc::new(Identity::new(user_id.to_owned(), session_id.to_owned(), organization(claims), valid_until_ms)))
+    let mut identity = Identity::new(user_id.to_owned(), session_id.to_owned(), organization(claims), valid_until_ms);
+    identity.claims =
+        rules.copied_claims.iter().filter_map(|path| Some((path.clone(), claim_value(claims, path)?))).collect();
+    Ok(Arc::new(identity))
+}
+
+/// Claim `path` (dots into nested objects) as an ASCII-safe header value: strings as they
+/// are, numbers and booleans as written, objects and arrays as compact JSON; null is none.
+fn claim_value(claims: &Value, path: &str) -> Option<HeaderValue> {
+    let value = path.split('.').try_fold(claims, |v, key| v.get(key))?;
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(ascii::header_value(&text))
 }
 
 /// Ids go into headers verbatim, so they must be plain visible ASCII.
@@ -209,6 +228,7 @@ mod tests {
             authorized_parties: vec!["https://app.example.com".into()],
             allow_missing_azp: false,
             clock_skew: Duration::from_secs(5),
+            copied_claims: vec!["tenant_id".into(), "meta.plan".into(), "meta".into(), "missing".into()],
         }
     }
 
@@ -236,6 +256,18 @@ mod tests {
         assert_eq!(id.session_id, "sess_1");
         assert_eq!(id.valid_until_ms, NOW + 65_000);
         assert!(id.org.is_none());
+    }
+
+    #[test]
+    fn copied_claims_become_ascii_header_values() {
+        let mut claims = base();
+        claims["tenant_id"] = json!("t_Zoë");
+        claims["meta"] = json!({ "plan": "pro", "seats": 3 });
+        let identity = check(&claims, &rules(), NOW).unwrap();
+        assert_eq!(identity.claim("tenant_id").unwrap(), "t_Zo\\u00eb");
+        assert_eq!(identity.claim("meta.plan").unwrap(), "pro");
+        assert_eq!(identity.claim("meta").unwrap(), r#"{"plan":"pro","seats":3}"#);
+        assert!(identity.claim("missing").is_none() && identity.claim("sub").is_none(), "only copied claims");
     }
 
     #[test]

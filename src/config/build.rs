@@ -59,6 +59,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Config
     if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
         return Err(ConfigError::new("admin.listen", "must differ from server.listen"));
     }
+    check_route_headers(&config)?;
     Ok(config)
 }
 
@@ -311,6 +312,20 @@ fn webhook(raw: RawWebhook, env: EnvLookup<'_>) -> Result<WebhookConfig, ConfigE
     check_signing_secret(&secret).map_err(|m| ConfigError::new("webhook.signing_secret", m))?;
     let body_timeout = timeout("webhook.body_timeout", raw.body_timeout.as_deref(), Duration::from_secs(10))?;
     Ok(WebhookConfig { path, signing_secret: Secret::new(secret), body_timeout })
+}
+
+/// A route may not set an identity header by name: those come from the session only.
+fn check_route_headers(config: &Config) -> Result<(), ConfigError> {
+    let identity = config.headers.all();
+    for route in &config.routes {
+        let claims = route.claim_headers.iter().map(|(h, _)| ("claim_headers", h));
+        let added = route.add_request_headers.iter().map(|(h, _)| ("add_request_headers", h));
+        if let Some((key, header)) = claims.chain(added).find(|(_, h)| identity.contains(h)) {
+            let path = format!("route[{}].{key}.{header}", route.index);
+            return Err(ConfigError::new(path, "is an identity header: only the verified session sets it"));
+        }
+    }
+    Ok(())
 }
 
 fn headers(raw: RawHeaders) -> Result<IdentityHeaderNames, ConfigError> {

@@ -238,6 +238,27 @@ pub struct IdentityHeaderNames {
     pub auth_status: HeaderName,
 }
 
+impl Config {
+    /// Every header any route fills from claims: stripped from every client request, as
+    /// identity headers are.
+    pub fn claim_header_names(&self) -> Vec<HeaderName> {
+        let mut names: Vec<HeaderName> =
+            self.routes.iter().flat_map(|r| r.claim_headers.iter().map(|(h, _)| h.clone())).collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        names
+    }
+
+    /// Every claim path any route copies into a header, for verification to keep.
+    pub fn copied_claims(&self) -> Vec<String> {
+        let mut claims: Vec<String> =
+            self.routes.iter().flat_map(|r| r.claim_headers.iter().map(|(_, c)| c.clone())).collect();
+        claims.sort();
+        claims.dedup();
+        claims
+    }
+}
+
 impl IdentityHeaderNames {
     /// Every configured name, for stripping.
     pub fn all(&self) -> [&HeaderName; 10] {
@@ -357,4 +378,12 @@ pub struct Route {
     pub max_body: Option<u64>,
     /// Authenticate CORS preflights too (by default they are forwarded without).
     pub authenticate_preflight: bool,
+    /// Forward the client's `Authorization` header and Clerk cookies upstream.
+    pub pass_credentials: bool,
+    /// Headers set from the verified session's claims: (header, claim path).
+    pub claim_headers: Vec<(HeaderName, String)>,
+    /// Headers set on every request forwarded on this route.
+    pub add_request_headers: Vec<(HeaderName, http::HeaderValue)>,
+    /// Client headers removed before forwarding.
+    pub remove_request_headers: Vec<HeaderName>,
 }

@@ -140,6 +140,10 @@ pub struct RawRoute {
     pub timeout: Option<String>,
     pub max_body: Option<Size>,
     pub authenticate_preflight: Option<bool>,
+    pub pass_credentials: Option<bool>,
+    pub claim_headers: Option<toml::Table>,
+    pub add_request_headers: Option<toml::Table>,
+    pub remove_request_headers: Option<Vec<String>>,
 }
 
 /// A route's `require = { … }` table.

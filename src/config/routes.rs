@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Uri};
+use http::{HeaderName, Method, Uri};
 
 use super::model::{AuthMode, ConfigError, Requirements, Route, Upstream};
 use super::raw::{RawRequire, RawRoute};
@@ -72,6 +72,10 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route
         timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
         max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
         authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
+        pass_credentials: raw.pass_credentials.unwrap_or(true),
+        claim_headers: claim_headers(&at("claim_headers"), raw.claim_headers.unwrap_or_default())?,
+        add_request_headers: added_headers(&at("add_request_headers"), raw.add_request_headers.unwrap_or_default())?,
+        remove_request_headers: removed_headers(&at("remove_request_headers"), raw.remove_request_headers)?,
         path: raw.path,
     })
 }
@@ -89,6 +93,73 @@ fn route_name(name: &str) -> Result<Arc<str>, String> {
     } else {
         Ok(Arc::from(name))
     }
+}
+
+/// Headers the gateway owns on every forwarded request: no route may set or remove them.
+const RESERVED_HEADERS: [&str; 15] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "x-request-id",
+];
+
+/// A header name a route may set (`credentials`: also not `Authorization` or `Cookie`).
+fn route_header(path: &str, name: &str, credentials: bool) -> Result<HeaderName, ConfigError> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new(path, format!("{name:?} is not a header name")))?;
+    let credential = credentials && (header == http::header::AUTHORIZATION || header == http::header::COOKIE);
+    if RESERVED_HEADERS.contains(&header.as_str()) || credential {
+        return Err(ConfigError::new(path, format!("{header} is managed by the gateway")));
+    }
+    Ok(header)
+}
+
+fn claim_headers(path: &str, table: toml::Table) -> Result<Vec<(HeaderName, String)>, ConfigError> {
+    table
+        .into_iter()
+        .map(|(name, claim)| {
+            let at = format!("{path}.{name}");
+            let header = route_header(&at, &name, true)?;
+            let claim =
+                claim.as_str().map(str::to_owned).ok_or_else(|| ConfigError::new(&at, "expected a claim name"))?;
+            let valid = |c: char| c.is_ascii_alphanumeric() || "_-:.".contains(c);
+            if claim.is_empty() || !claim.chars().all(valid) || claim.split('.').any(str::is_empty) {
+                return Err(ConfigError::new(&at, format!("{claim:?} is not a claim name (a.b for a nested claim)")));
+            }
+            Ok((header, claim))
+        })
+        .collect()
+}
+
+fn added_headers(path: &str, table: toml::Table) -> Result<Vec<(HeaderName, http::HeaderValue)>, ConfigError> {
+    table
+        .into_iter()
+        .map(|(name, value)| {
+            let at = format!("{path}.{name}");
+            let header = route_header(&at, &name, false)?;
+            let value = value
+                .as_str()
+                .and_then(|v| http::HeaderValue::from_str(v).ok())
+                .ok_or_else(|| ConfigError::new(&at, "expected a string of visible ASCII"))?;
+            Ok((header, value))
+        })
+        .collect()
+}
+
+fn removed_headers(path: &str, names: Option<Vec<String>>) -> Result<Vec<HeaderName>, ConfigError> {
+    let names = names.unwrap_or_default();
+    names.iter().enumerate().map(|(i, name)| route_header(&format!("{path}[{i}]"), name, false)).collect()
 }
 
 fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {

@@ -155,6 +155,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_body: None,
             authenticate_preflight: false,
+            pass_credentials: true,
+            claim_headers: Vec::new(),
+            add_request_headers: Vec::new(),
+            remove_request_headers: Vec::new(),
         }
     }
 

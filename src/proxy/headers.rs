@@ -118,6 +118,41 @@ pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
     }
 }
 
+/// Removes `names` (every copy) and their underscore spellings, as `strip_identity` does for
+/// identity headers.
+pub fn strip_names(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        headers.remove(name);
+        let underscored = name.as_str().replace('-', "_");
+        if underscored != name.as_str()
+            && let Ok(alias) = HeaderName::from_bytes(underscored.as_bytes())
+        {
+            headers.remove(alias);
+        }
+    }
+}
+
+/// Removes the client's `Authorization` header and Clerk's cookies (`__session*`,
+/// `__client_uat*`, `__clerk_*`, `__refresh*`), keeping the application's own cookies.
+pub fn remove_credentials(headers: &mut HeaderMap) {
+    headers.remove(http::header::AUTHORIZATION);
+    let values: Vec<&str> = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let cookie = values.join("; ");
+    let is_clerk = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
+        ["__session", "__client_uat", "__clerk_", "__refresh"].iter().any(|p| name.starts_with(p))
+    };
+    let kept: Vec<&str> = cookie.split(';').map(str::trim).filter(|p| !p.is_empty() && !is_clerk(p)).collect();
+    match HeaderValue::from_str(&kept.join("; ")) {
+        Ok(value) if !kept.is_empty() => {
+            headers.insert(COOKIE, value);
+        }
+        _ => {
+            headers.remove(COOKIE);
+        }
+    }
+}
+
 /// Sets the identity headers of a signed-in request.
 pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, v: &IdentityValues) {
     headers.insert(names.user_id.clone(), v.user_id.clone());

@@ -73,6 +73,7 @@ pub async fn forward(
         headers::merge_cookies(request.headers_mut());
     }
     let headers = request.headers_mut();
+    apply_route_headers(headers, target.route);
     headers::set_forwarded(headers, target.peer, target.host);
     headers.insert(headers::X_REQUEST_ID.clone(), target.request_id);
     if !headers.contains_key(HOST)
@@ -105,4 +106,17 @@ pub async fn forward(
         headers::remove_hop_by_hop(response.headers_mut());
     }
     Ok((response.map(body::stream), elapsed))
+}
+
+/// The route's header control: credentials kept or removed, then its removals and additions.
+fn apply_route_headers(headers: &mut http::HeaderMap, route: &crate::config::Route) {
+    if !route.pass_credentials {
+        headers::remove_credentials(headers);
+    }
+    for name in &route.remove_request_headers {
+        headers.remove(name);
+    }
+    for (name, value) in &route.add_request_headers {
+        headers.insert(name.clone(), value.clone());
+    }
 }

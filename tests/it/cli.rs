@@ -104,6 +104,24 @@ fn check_names_the_key_of_every_mistake() {
         ),
         (format!("{keyed}clock_skew = \"10m\"\n{route}"), "clerk.clock_skew: at most 2m"),
         (
+            format!("{keyed}{route}claim_headers = {{ Authorization = \"sub\" }}\n"),
+            "route[0].claim_headers.Authorization: authorization is managed by the gateway",
+        ),
+        (
+            format!("{keyed}{route}claim_headers = {{ X-User-Id = \"sub\" }}\n"),
+            "route[0].claim_headers.x-user-id: is an identity header",
+        ),
+        (
+            format!("{keyed}{route}claim_headers = {{ X-T = \"a..b\" }}\n"),
+            "route[0].claim_headers.X-T: \"a..b\" is not",
+        ),
+        (
+            format!("{keyed}{route}add_request_headers = {{ Host = \"x\" }}\n"),
+            "route[0].add_request_headers.Host: host is",
+        ),
+        (format!("{keyed}{route}remove_request_headers = [\"bad header\"]\n"), "route[0].remove_request_headers[0]:"),
+        (format!("{keyed}{route}name = \"a\\\"b\"\n"), "route[0].name: printable ASCII only"),
+        (
             format!(
                 "{keyed}[[route]]\npath = \"/api\"\nupstream = \"http://x\"\n[[route]]\npath = \"/API/\"\nupstream = \"http://y\"\n"
             ),

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod durability;
 mod harness;
+mod headers;
 mod jwks;
 mod layers;
 mod limits;

@@ -11,13 +11,16 @@ use crate::config::{self, Config, KeySource};
 /// # Errors
 /// The config error.
 pub fn run(path: &Path) -> Result<(), Error> {
-    let config = Config::load(path, &config::process_env)?;
-    print!("{}", describe(path, &config));
+    let text = config::read_file(path)?;
+    let config = Config::from_file_text(path, &text, &config::process_env)?;
+    let file: toml::Table = text.parse().unwrap_or_default();
+    let sources = config::env::sources(&file, &config::process_env);
+    print!("{}", describe(path, &config, &sources));
     Ok(())
 }
 
-/// The report: resolved settings, then the route table.
-pub fn describe(path: &Path, config: &Config) -> String {
+/// The report: resolved settings, where they came from, then the route table.
+pub fn describe(path: &Path, config: &Config, sources: &[(String, String)]) -> String {
     let mut out = String::new();
     let clerk = &config.clerk;
     let keys = match &clerk.keys {
@@ -64,6 +67,16 @@ pub fn describe(path: &Path, config: &Config) -> String {
     if let Some(webhook) = &config.webhook {
         line("webhook", format!("POST {}", webhook.path));
     }
+    let from = |env: bool| -> Vec<String> {
+        let picked = sources.iter().filter(|(_, origin)| (origin != "file") == env);
+        picked.map(|(key, origin)| if env { format!("{key} ({origin})") } else { key.clone() }).collect()
+    };
+    let (from_env, from_file) = (from(true), from(false));
+    if !from_env.is_empty() {
+        line("from env", from_env.join(", "));
+    }
+    line("from file", if from_file.is_empty() { "(nothing: all defaults)".into() } else { from_file.join(", ") });
+    line("defaults", "every other key".into());
     out.push('\n');
     out.push_str(&route_table(config));
     out

@@ -1,9 +1,11 @@
 //! Configuration: reads gateway.toml (and the environment, and `*_file` secrets), expands
-//! `${VAR}`, and validates everything into types that cannot be invalid. Never opens sockets.
+//! `${VAR}`, applies `CLERK_GATEWAY_<SECTION>_<KEY>` overrides, and validates everything into
+//! types that cannot be invalid. Never opens sockets.
 //!
 //! Every error names the key path it is about (`route[2].upstream: relative URL`).
 
 mod build;
+pub mod env;
 mod expand;
 mod live;
 mod model;
@@ -46,6 +48,7 @@ impl Config {
     pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| syntax_error(text, &e))?;
         expand::expand_table(&mut table, "", env)?;
+        env::apply(&mut table, env)?;
         let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().message().to_owned()))?;
         build::build(raw, env)

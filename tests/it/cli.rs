@@ -282,3 +282,51 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     assert_eq!(send(addr, get_request("/over-tls", &[])).await.status, 502, "an untrusted certificate is refused");
     strict.stop().await;
 }
+
+#[test]
+fn environment_overrides_win_over_the_file_and_check_says_where_each_value_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, GOOD).unwrap();
+    let check = |env: &[(&str, &str)]| {
+        gateway(&["check", "-c", path.to_str().unwrap()]).envs(env.iter().copied()).output().unwrap()
+    };
+    let out = check(&[("CLERK_GATEWAY_SERVER_LISTEN", "127.0.0.1:7777"), ("CLERK_GATEWAY_CLERK_CLOCK_SKEW", "9s")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("listen     127.0.0.1:7777 (http)"), "{stdout}");
+    assert!(stdout.contains("skew       9s"), "{stdout}");
+    let from_env =
+        stdout.lines().find(|l| l.trim_start().starts_with("from env")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        from_env
+            .contains("server.listen (CLERK_GATEWAY_SERVER_LISTEN), clerk.clock_skew (CLERK_GATEWAY_CLERK_CLOCK_SKEW)"),
+        "{from_env}"
+    );
+    let from_file = stdout.lines().find(|l| l.trim_start().starts_with("from file")).unwrap();
+    assert!(from_file.contains("clerk.publishable_key") && !from_file.contains("server.listen"), "{from_file}");
+
+    let out = check(&[("CLERK_GATEWAY_SERVER_WORKERS", "lots")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("server.workers: CLERK_GATEWAY_SERVER_WORKERS: expected a whole number"), "{stderr}");
+}
+
+#[tokio::test]
+async fn run_takes_environment_overrides_too() {
+    let upstream = spawn_upstream().await;
+    let config = public_config(&format!("http://{upstream}"));
+    let running = run_binary(&config, &[("CLERK_GATEWAY_AUTH_ENDPOINTS_PREFIX", "/who")]).await;
+    let moved = send(running.proxy, get_request("/who/me", &[])).await;
+    assert_eq!(
+        (moved.status, moved.json()["error"].as_str()),
+        (401, Some("unauthenticated")),
+        "served at the new prefix"
+    );
+    assert_eq!(
+        send(running.proxy, get_request("/auth/me", &[])).await.seen_path(),
+        "/auth/me",
+        "the old one is a route"
+    );
+    assert_eq!(running.stop().await, Some(0));
+}

@@ -13,11 +13,15 @@ use super::logs::leak;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clerk-gateway");
 
-/// The binary with `args`, a clean environment (no Clerk keys, no GATEWAY_CONFIG) and info logs.
+/// The binary with `args`, a clean environment (no Clerk keys, no GATEWAY_CONFIG, no
+/// overrides) and info logs.
 pub fn gateway(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_remove("GATEWAY_CONFIG").env("RUST_LOG", "info");
     for var in ["CLERK_SECRET_KEY", "CLERK_PUBLISHABLE_KEY", "CLERK_JWT_KEY", "CLERK_WEBHOOK_SIGNING_SECRET"] {
+        cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars().filter(|(name, _)| name.starts_with("CLERK_GATEWAY_")) {
         cmd.env_remove(var);
     }
     cmd

@@ -117,10 +117,12 @@ impl Reloader {
             (Some(certificate), Some(files)) => certificate.prepare(files).map_err(Error::from)?,
             _ => None,
         };
+        let current = self.current.load_full();
         if next == self.serving && certificate.is_none() {
+            // The same settings (a comment changed, say): the file's hash is still the label.
+            current.metrics.config_loaded(config_hash(&text));
             return Ok(Reloaded::Unchanged);
         }
-        let current = self.current.load_full();
         let keys = self.key_store(&current, &next.clerk.keys).await?;
         let state = current.reconfigured(&next, keys)?;
         self.current.store(Arc::new(state));

@@ -98,6 +98,16 @@ async fn an_invalid_config_is_refused_naming_the_key_while_the_old_one_serves() 
     assert_eq!(metric(&running, "clerk_gateway_config_reloads_total{result=\"applied\"}").await, 1.0);
     assert_eq!(metric(&running, "clerk_gateway_config_reloads_total{result=\"refused\"}").await, 1.0);
     assert_eq!(metric(&running, &hash(&applied)).await, 1.0, "the hash is still the serving config's");
+
+    let commented = format!("# only a comment changed\n{applied}");
+    write_atomically(&running.config, &commented);
+    running.wait_for_log("configuration unchanged");
+    assert_eq!(
+        metric(&running, "clerk_gateway_config_reloads_total{result=\"applied\"}").await,
+        1.0,
+        "nothing to apply"
+    );
+    assert_eq!(metric(&running, &hash(&commented)).await, 1.0, "the label is the file's hash");
     stop(running).await;
 }
 

@@ -89,8 +89,7 @@ async fn process(
     request_id: HeaderValue,
     record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
-    headers::strip_identity(request.headers_mut(), &state.headers);
-    headers::strip_names(request.headers_mut(), &state.claim_headers);
+    headers::strip_identity(request.headers_mut(), &state.stripped);
     // Before anything is added: a client must not be able to name our headers in Connection.
     let upgrade = headers::remove_hop_by_hop(request.headers_mut());
     check_target(&request)?;

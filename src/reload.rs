@@ -50,8 +50,7 @@ pub enum ReloadError {
 }
 
 /// What one reload did.
-#[derive(Debug)]
-pub enum Reloaded {
+enum Reloaded {
     /// The new config serves; these keys changed but keep their running values.
     Applied {
         /// Keys that need a restart.
@@ -83,7 +82,7 @@ impl Reloader {
 
     /// Reads the file again and swaps in what it says, or refuses it; logs and counts the
     /// outcome.
-    pub async fn reload(&mut self, trigger: &str) -> Reloaded {
+    pub async fn reload(&mut self, trigger: &str) {
         let outcome = match self.try_reload().await {
             Ok(outcome) => outcome,
             Err(error) => Reloaded::Refused(error),
@@ -106,7 +105,6 @@ impl Reloader {
                 tracing::error!(trigger, %error, "configuration reload refused; still serving the previous one");
             }
         }
-        outcome
     }
 
     /// Everything is built before anything is swapped, so a refusal changes nothing.

@@ -54,8 +54,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Identity header names.
     pub headers: IdentityHeaderNames,
-    /// Headers routes fill from claims: stripped from every request like identity headers.
-    pub claim_headers: Vec<HeaderName>,
+    /// Every header a client may not send: the identity headers and those routes fill from
+    /// claims, stripped from every request.
+    pub stripped: Vec<HeaderName>,
     /// Where browsers go to sign in.
     pub sign_in_url: Option<Url>,
     /// `https` when TLS is terminated here, else `http`.
@@ -177,7 +178,7 @@ impl AppState {
             frontend_proxy,
             metrics: shared.metrics,
             headers: config.headers.clone(),
-            claim_headers: config.claim_header_names(),
+            stripped: config.headers.all().into_iter().cloned().chain(config.claim_header_names()).collect(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             clock: shared.clock,

@@ -86,27 +86,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("auth_endpoints", "prefix", Text),
 ];
 
-/// One override found in the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Override {
-    /// The key it sets (`server.listen`).
-    pub key: String,
-    /// The variable it came from.
-    pub variable: String,
-}
-
 /// The variable that overrides `section.key`.
-pub fn variable(section: &str, key: &str) -> String {
+fn variable(section: &str, key: &str) -> String {
     format!("CLERK_GATEWAY_{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
-}
-
-/// The overrides set in `env`, in file order.
-pub fn overrides(env: EnvLookup<'_>) -> Vec<Override> {
-    KEYS.iter()
-        .map(|(section, key, _)| (format!("{section}.{key}"), variable(section, key)))
-        .filter(|(_, variable)| env(variable).is_some())
-        .map(|(key, variable)| Override { key, variable })
-        .collect()
 }
 
 /// Where each section key set anywhere came from, in file order: its variable when the
@@ -195,8 +177,10 @@ mod tests {
                         [server]\nlisten = \"127.0.0.1:9\"\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n\
                         max_header_size = \"32KiB\"\nworkers = 3\n";
         assert_eq!(table, expected.parse::<toml::Table>().unwrap());
-        let keys: Vec<String> = overrides(&vars).into_iter().map(|o| o.key).collect();
-        assert_eq!(keys[..2], ["server.listen", "server.trusted_proxies"]);
+        let file: toml::Table = "[server]\nlisten = \"0.0.0.0:80\"\n".parse().unwrap();
+        let sources = sources(&file, &vars);
+        assert_eq!(sources[0], ("server.listen".to_owned(), "CLERK_GATEWAY_SERVER_LISTEN".to_owned()));
+        assert_eq!(sources[1].0, "server.trusted_proxies");
     }
 
     /// A deserializer that only records the field names a struct asks for.

@@ -94,11 +94,11 @@ pub fn merge_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every identity header name, every copy, whatever its case, and every
-/// underscore spelling of an identity or forwarding header: CGI-style backends (WSGI,
-/// Rack, PHP) read `X_User_Id` as `X-User-Id`.
-pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
-    for name in names.all() {
+/// Removes every one of `names` (the identity headers and any a route fills from claims),
+/// every copy, whatever its case, and every underscore spelling of one of them or of a
+/// forwarding header: CGI-style backends (WSGI, Rack, PHP) read `X_User_Id` as `X-User-Id`.
+pub fn strip_identity(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
         headers.remove(name);
     }
     if !headers.keys().any(|k| k.as_str().contains('_')) {
@@ -109,26 +109,12 @@ pub fn strip_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
         .filter(|k| k.as_str().contains('_'))
         .filter(|k| {
             let dashed = k.as_str().replace('_', "-");
-            names.all().iter().any(|n| n.as_str() == dashed) || MANAGED.contains(&dashed.as_str())
+            names.iter().any(|n| n.as_str() == dashed) || MANAGED.contains(&dashed.as_str())
         })
         .cloned()
         .collect();
     for alias in aliases {
         headers.remove(alias);
-    }
-}
-
-/// Removes `names` (every copy) and their underscore spellings, as `strip_identity` does for
-/// identity headers.
-pub fn strip_names(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        headers.remove(name);
-        let underscored = name.as_str().replace('-', "_");
-        if underscored != name.as_str()
-            && let Ok(alias) = HeaderName::from_bytes(underscored.as_bytes())
-        {
-            headers.remove(alias);
-        }
     }
 }
 
@@ -386,11 +372,15 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
     }
 
+    fn identity_names() -> Vec<HeaderName> {
+        IdentityHeaderNames::default().all().into_iter().cloned().collect()
+    }
+
     #[test]
     fn identity_headers_are_stripped_in_every_case_and_copy() {
         let mut h =
             map(&[("X-User-Id", "evil"), ("x-user-id", "evil2"), ("X-AUTH-STATUS", "signed-in"), ("x-other", "1")]);
-        strip_identity(&mut h, &IdentityHeaderNames::default());
+        strip_identity(&mut h, &identity_names());
         assert_eq!(h.len(), 1);
     }
 
@@ -410,7 +400,7 @@ mod tests {
             ("x_forwarded_for", "1.1.1.1"),
             ("x_custom_thing", "ok"),
         ]);
-        strip_identity(&mut h, &IdentityHeaderNames::default());
+        strip_identity(&mut h, &identity_names());
         assert_eq!(h.len(), 1);
         assert_eq!(h["x_custom_thing"], "ok");
     }

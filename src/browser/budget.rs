@@ -11,13 +11,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 /// Redemptions per second, in all.
-pub const PER_SECOND: u32 = 50;
+const PER_SECOND: u32 = 50;
 /// Redemptions per second for one client address.
-pub const PER_CLIENT: u32 = 5;
+const PER_CLIENT: u32 = 5;
 /// Redemptions per second for one client whose nonce was refused lately.
-pub const PER_SUSPECT: u32 = 1;
+const PER_SUSPECT: u32 = 1;
 /// Redemptions per second, in all, for such clients: the rest is kept for everyone else.
-pub const SUSPECTS_SHARE: u32 = 10;
+const SUSPECTS_SHARE: u32 = 10;
 /// How long a refused nonce marks its client as a suspect, seconds.
 const SUSPECT_FOR_SECS: i64 = 60;
 /// Longest nonce accepted.

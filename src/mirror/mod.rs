@@ -34,7 +34,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept open.
 const READ_POOL: usize = 8;
 /// How long a readiness probe waits for its write round trip.
-pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 /// How long a probe's answer is reused by readiness checks.
 const PROBE_FRESH: Duration = Duration::from_secs(1);
 
@@ -83,7 +83,7 @@ impl Mirror {
     /// # Errors
     /// `Unresponsive` when the writer does not answer in time (or its queue is full), the
     /// writer's error (`FileChanged`, a SQLite failure) otherwise.
-    pub async fn probe(&self, deadline: Duration) -> Result<(), MirrorError> {
+    async fn probe(&self, deadline: Duration) -> Result<(), MirrorError> {
         let (reply, result) = oneshot::channel();
         match self.inner.writer.try_send(Command::Probe(reply)) {
             Ok(()) => {}

@@ -139,21 +139,17 @@ impl Writer {
     }
 
     /// Whether what was just committed went to the file the path names; once it did not,
-    /// the writer refuses everything (a restart opens whatever is at the path then).
+    /// the writer refuses everything (`apply_batch` checks `lost` first; a restart opens
+    /// whatever is at the path then).
     fn verify_file(&mut self) -> Result<(), FileChange> {
-        let change = self.lost.or_else(|| self.file.check().err());
-        if let Some(change) = change {
-            if self.lost.is_none() {
-                tracing::error!(
-                    error = %change,
-                    "the mirror's database file is gone from under the gateway: deliveries are answered 500 \
-                     (Svix retries them), revocations hold in memory, and /readyz is 503 until a restart"
-                );
-            }
-            self.lost = Some(change);
-            return Err(change);
-        }
-        Ok(())
+        self.file.check().inspect_err(|change| {
+            tracing::error!(
+                error = %change,
+                "the mirror's database file is gone from under the gateway: deliveries are answered 500 \
+                 (Svix retries them), revocations hold in memory, and /readyz is 503 until a restart"
+            );
+            self.lost = Some(*change);
+        })
     }
 
     fn prune_if_due(&mut self) {

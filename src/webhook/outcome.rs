@@ -1,8 +1,6 @@
 //! What became of a webhook delivery, named as the metrics and the 400 body name it: the
 //! `Outcome` of a verified delivery, and the `Refusal` of one that never got that far.
 
-use super::svix::Rejection;
-
 /// What applying a verified delivery came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -92,16 +90,6 @@ impl Refusal {
     }
 }
 
-impl From<Rejection> for Refusal {
-    fn from(rejection: Rejection) -> Refusal {
-        match rejection {
-            Rejection::MissingHeaders => Refusal::MissingHeaders,
-            Rejection::StaleTimestamp => Refusal::StaleTimestamp,
-            Rejection::InvalidSignature => Refusal::InvalidSignature,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,9 +101,6 @@ mod tests {
         }
         for (i, refusal) in Refusal::ALL.iter().enumerate() {
             assert_eq!((refusal.index(), Refusal::NAMES[i]), (i, refusal.as_str()));
-        }
-        for rejection in [Rejection::MissingHeaders, Rejection::StaleTimestamp, Rejection::InvalidSignature] {
-            assert_eq!(Refusal::from(rejection).as_str(), rejection.as_str());
         }
     }
 }

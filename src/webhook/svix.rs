@@ -7,30 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
+use super::outcome::Refusal;
+
 /// Allowed distance between the signed timestamp and now.
 pub const TOLERANCE_SECS: i64 = 300;
-
-/// Why a delivery was refused; the names are the 400 body's `reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// An id, timestamp or signature header is missing.
-    MissingHeaders,
-    /// The timestamp is unreadable or more than five minutes away.
-    StaleTimestamp,
-    /// No `v1` signature matches.
-    InvalidSignature,
-}
-
-impl Rejection {
-    /// The reason name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejection::MissingHeaders => "missing-headers",
-            Rejection::StaleTimestamp => "stale-timestamp",
-            Rejection::InvalidSignature => "invalid-signature",
-        }
-    }
-}
 
 /// Why a signing secret cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +54,14 @@ impl Verifier {
     /// Verifies a delivery's headers and raw body at `now_secs`.
     ///
     /// # Errors
-    /// The `Rejection` to answer with.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now_secs: i64) -> Result<Verified, Rejection> {
-        let id = header(headers, "svix-id", "webhook-id").ok_or(Rejection::MissingHeaders)?;
-        let timestamp = header(headers, "svix-timestamp", "webhook-timestamp").ok_or(Rejection::MissingHeaders)?;
-        let signatures = header(headers, "svix-signature", "webhook-signature").ok_or(Rejection::MissingHeaders)?;
-        let ts: i64 = timestamp.trim().parse().map_err(|_| Rejection::StaleTimestamp)?;
+    /// The `Refusal` to answer with.
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now_secs: i64) -> Result<Verified, Refusal> {
+        let id = header(headers, "svix-id", "webhook-id").ok_or(Refusal::MissingHeaders)?;
+        let timestamp = header(headers, "svix-timestamp", "webhook-timestamp").ok_or(Refusal::MissingHeaders)?;
+        let signatures = header(headers, "svix-signature", "webhook-signature").ok_or(Refusal::MissingHeaders)?;
+        let ts: i64 = timestamp.trim().parse().map_err(|_| Refusal::StaleTimestamp)?;
         if ts < 0 || (now_secs - ts).abs() > TOLERANCE_SECS {
-            return Err(Rejection::StaleTimestamp);
+            return Err(Refusal::StaleTimestamp);
         }
         let expected = self.sign(id, timestamp, body);
         let matches = signatures
@@ -90,7 +70,7 @@ impl Verifier {
             .filter(|(version, _)| *version == "v1")
             .filter_map(|(_, signature)| STANDARD.decode(signature).ok())
             .any(|candidate| constant_time::verify_slices_are_equal(&candidate, expected.as_ref()).is_ok());
-        if matches { Ok(Verified { id: id.to_owned(), timestamp: ts }) } else { Err(Rejection::InvalidSignature) }
+        if matches { Ok(Verified { id: id.to_owned(), timestamp: ts }) } else { Err(Refusal::InvalidSignature) }
     }
 
     /// HMAC-SHA256 over `id.timestamp.body`.
@@ -136,7 +116,7 @@ mod tests {
         h
     }
 
-    fn check(secret: &str, id: &str, ts: i64, body: &[u8], signature: &str) -> Result<Verified, Rejection> {
+    fn check(secret: &str, id: &str, ts: i64, body: &[u8], signature: &str) -> Result<Verified, Refusal> {
         Verifier::new(secret).unwrap().verify(&headers(id, &ts.to_string(), signature), body, ts)
     }
 
@@ -190,13 +170,13 @@ mod tests {
             &format!("v2,{good}"),
             good,
         ] {
-            assert_eq!(check(SECRET_1, ID_1, TS_1, body, bad), Err(Rejection::InvalidSignature), "{bad}");
+            assert_eq!(check(SECRET_1, ID_1, TS_1, body, bad), Err(Refusal::InvalidSignature), "{bad}");
         }
         let mixed = format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,{good} v1,{good}");
         assert!(check(SECRET_1, ID_1, TS_1, body, &mixed).is_ok(), "any v1 entry may match");
         assert_eq!(
             check(SECRET_1, ID_1, TS_1, b"{\"test\": 2432232315}", &format!("v1,{good}")),
-            Err(Rejection::InvalidSignature)
+            Err(Refusal::InvalidSignature)
         );
     }
 
@@ -211,11 +191,11 @@ mod tests {
             let result = v.verify(&headers(ID_1, &ts.to_string(), &sig), body, now);
             assert_eq!(result.is_ok(), ok, "ts {ts} now {now}");
             if !ok {
-                assert_eq!(result.unwrap_err(), Rejection::StaleTimestamp);
+                assert_eq!(result.unwrap_err(), Refusal::StaleTimestamp);
             }
         }
-        assert_eq!(v.verify(&headers(ID_1, "soon", "v1,x"), body, TS_1), Err(Rejection::StaleTimestamp));
-        assert_eq!(v.verify(&headers(ID_1, "-5", "v1,x"), body, -5), Err(Rejection::StaleTimestamp));
+        assert_eq!(v.verify(&headers(ID_1, "soon", "v1,x"), body, TS_1), Err(Refusal::StaleTimestamp));
+        assert_eq!(v.verify(&headers(ID_1, "-5", "v1,x"), body, -5), Err(Refusal::StaleTimestamp));
     }
 
     #[test]
@@ -226,7 +206,7 @@ mod tests {
         for drop in ["svix-id", "svix-timestamp", "svix-signature"] {
             let mut h = headers(ID_1, &TS_1.to_string(), &sig);
             h.remove(drop);
-            assert_eq!(v.verify(&h, body, TS_1), Err(Rejection::MissingHeaders), "{drop}");
+            assert_eq!(v.verify(&h, body, TS_1), Err(Refusal::MissingHeaders), "{drop}");
         }
         let mut h = HeaderMap::new();
         h.insert("webhook-id", HeaderValue::from_static(ID_1));

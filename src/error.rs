@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::auth::jwks::KeyStoreError;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, ConfigErrors};
 use crate::mirror::FileError;
 use crate::proxy::forward::ClientError;
 use crate::sweep::SweepError;
@@ -17,9 +17,9 @@ use crate::webhook::svix::SecretError;
 /// A failure that stops the gateway from starting or running, or a command from finishing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration is invalid.
+    /// The configuration is invalid: every problem, in file order.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ConfigErrors),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -87,7 +87,21 @@ pub enum Error {
     },
 }
 
+impl From<ConfigError> for Error {
+    fn from(problem: ConfigError) -> Self {
+        Error::Config(problem.into())
+    }
+}
+
 impl Error {
+    /// The lines the CLI prints: one per configuration problem, else the one message.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Error::Config(problems) => problems.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+
     /// The process exit code: 1 for bad configuration or input, 2 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {

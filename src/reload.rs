@@ -14,7 +14,7 @@ use reqwest::Url;
 use tokio::sync::mpsc;
 
 use crate::auth::jwks::KeyStore;
-use crate::config::{self, Config, ConfigError, KeySource};
+use crate::config::{self, Config, ConfigErrors, KeySource};
 use crate::error::Error;
 use crate::signal::Hangups;
 use crate::state::{AppState, Current};
@@ -35,9 +35,9 @@ pub struct ConfigFile {
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The file cannot be read or is invalid.
+    /// The file cannot be read or is invalid (every problem, on one line).
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ConfigErrors),
     /// A part of the new config cannot be built (TLS files, a key, the webhook secret).
     #[error(transparent)]
     Build(#[from] Error),
@@ -109,7 +109,7 @@ impl Reloader {
 
     /// Everything is built before anything is swapped, so a refusal changes nothing.
     async fn try_reload(&mut self) -> Result<Reloaded, ReloadError> {
-        let text = config::read_file(&self.path)?;
+        let text = config::read_file(&self.path).map_err(ConfigErrors::from)?;
         let next = Config::from_file_text(&self.path, &text, &config::process_env)?;
         let certificate = match (&self.certificate, &next.server.tls) {
             (Some(certificate), Some(files)) => certificate.prepare(files).map_err(Error::from)?,

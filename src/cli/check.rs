@@ -1,21 +1,82 @@
-//! `clerk-gateway check`: validate the config and print what it resolves to.
+//! `clerk-gateway check`: validate the config, try what would otherwise fail only at run
+//! time (the TLS pair, the mirror's directory), and print what it all resolves to.
 
 use std::fmt::Write;
+use std::fs::OpenOptions;
 use std::path::Path;
 
 use crate::Error;
-use crate::config::{self, Config, KeySource};
+use crate::config::{self, Config, ConfigError, KeySource, Problems, TlsFiles};
+use crate::tls::{Certificate, TlsError};
 
-/// Loads `path` and prints the report.
+/// Loads `path`, probes it, and prints the report.
 ///
 /// # Errors
-/// The config error.
+/// Every problem of the config and of its probes, in file order.
 pub fn run(path: &Path) -> Result<(), Error> {
     let text = config::read_file(path)?;
-    let config = Config::from_file_text(path, &text, &config::process_env)?;
+    let (config, mut problems) = Config::validate(path, &text, &config::process_env);
+    if let Some(config) = &config {
+        probe(config, &mut problems);
+    }
+    if let Some(errors) = problems.in_file_order(&text) {
+        return Err(Error::Config(errors));
+    }
+    let Some(config) = config else { return Ok(()) };
     let file: toml::Table = text.parse().unwrap_or_default();
     let sources = config::env::sources(&file, &config::process_env);
     print!("{}", describe(path, &config, &sources));
+    Ok(())
+}
+
+/// What the config only shows to be wrong when the gateway starts; keys that already have
+/// a problem are not probed.
+fn probe(config: &Config, problems: &mut Problems) {
+    if let Some(files) = &config.server.tls
+        && !problems.about("server.tls_cert")
+        && !problems.about("server.tls_key")
+    {
+        problems.ok(tls_pair(files));
+    }
+    if !problems.about("mirror.path") {
+        problems.ok(mirror_writable(&config.mirror.path));
+    }
+}
+
+fn tls_pair(files: &TlsFiles) -> Result<(), ConfigError> {
+    Certificate::load(files).map(drop).map_err(|error| match error {
+        TlsError::Certificate { path, source } => {
+            ConfigError::new("server.tls_cert", format!("{}: {source}", path.display()))
+        }
+        TlsError::NoCertificates { path } => {
+            ConfigError::new("server.tls_cert", format!("{}: no certificates found", path.display()))
+        }
+        TlsError::Key { path, source } => ConfigError::new("server.tls_key", format!("{}: {source}", path.display())),
+        TlsError::Pair(e) => ConfigError::new("server.tls_key", format!("does not go with server.tls_cert: {e}")),
+    })
+}
+
+/// SQLite needs the file writable and its directory too (for the journal beside it).
+fn mirror_writable(path: &str) -> Result<(), ConfigError> {
+    if path == ":memory:" {
+        return Ok(());
+    }
+    let problem = |why: String| ConfigError::new("mirror.path", format!("{path}: {why}"));
+    let file = Path::new(path);
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(problem(format!("the directory {} does not exist", dir.display())));
+    }
+    if file.exists() {
+        OpenOptions::new().write(true).open(file).map_err(|e| problem(format!("not writable: {e}")))?;
+    }
+    let probe = dir.join(format!(".clerk-gateway-check-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| problem(format!("the directory {} is not writable: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 

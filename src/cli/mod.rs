@@ -39,7 +39,9 @@ pub fn execute(cli: Cli) -> ExitCode {
 }
 
 fn fail(error: &Error) -> ExitCode {
-    eprintln!("clerk-gateway: {error}");
+    for line in error.lines() {
+        eprintln!("clerk-gateway: {line}");
+    }
     ExitCode::from(error.exit_code())
 }
 

@@ -3,6 +3,7 @@
 //! carries the key path of the value it rejects.
 
 use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -13,7 +14,8 @@ use super::model::{
     AdminConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource, MirrorConfig, Secret,
     ServerConfig, TlsFiles, WebhookConfig,
 };
-use super::raw::{RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawServer, RawWebhook};
+use super::problems::Problems;
+use super::raw::{RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawServer, RawWebhook, Size};
 use super::routes::{check_route_path, routes};
 use super::units::parse_duration;
 use super::values::{
@@ -30,161 +32,187 @@ const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/clerk";
 const DEFAULT_MIRROR_PATH: &str = "clerk-gateway.db";
 const MIN_HEADER_BYTES: u64 = 8 * 1024;
 
-pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+/// An address for a listener whose key has a problem: never bound, as such a config is refused.
+const STAND_IN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+/// The config `raw` describes, noting every problem in `p`; with any problem, the config
+/// is only a stand-in to check the rest against.
+pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Config {
     let upstream_timeout =
-        timeout("server.upstream_timeout", raw.server.upstream_timeout.as_deref(), Duration::from_secs(30))?;
-    let server = server(raw.server)?;
+        p.ok(timeout("server.upstream_timeout", raw.server.upstream_timeout.as_deref(), secs(30))).unwrap_or(secs(30));
     let config = Config {
-        server,
-        admin: admin(raw.admin)?,
-        clerk: clerk(raw.clerk, env)?,
-        webhook: raw.webhook.map(|w| webhook(w, env)).transpose()?,
-        mirror: mirror(raw.mirror)?,
-        headers: headers(raw.headers)?,
-        auth_endpoints: auth_endpoints(raw.auth_endpoints)?,
-        routes: routes(raw.routes, upstream_timeout)?,
+        server: server(raw.server, p),
+        admin: admin(raw.admin, p),
+        clerk: clerk(raw.clerk, env, p),
+        webhook: raw.webhook.and_then(|w| webhook(w, env, p)),
+        mirror: mirror(raw.mirror, p),
+        headers: headers(raw.headers, p),
+        auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
+        routes: routes(raw.routes, upstream_timeout, p),
     };
-    if config.clerk.proxy.is_some() && (config.clerk.secret_key.is_none() || config.clerk.publishable_key.is_none()) {
-        return Err(ConfigError::new(
-            "clerk.proxy_path",
-            "the Frontend API proxy needs secret_key and publishable_key",
-        ));
-    }
-    if config.mirror.reconcile_every.is_some() && config.clerk.secret_key.is_none() {
-        return Err(ConfigError::new(
-            "mirror.reconcile_every",
-            "needs clerk.secret_key to read users from the Backend API",
-        ));
-    }
-    if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
-        return Err(ConfigError::new("admin.listen", "must differ from server.listen"));
-    }
-    check_route_headers(&config)?;
-    Ok(config)
+    across_sections(&config, p);
+    config
 }
 
-fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+/// The rules that tie one section's keys to another's, checked where those keys are sound.
+fn across_sections(config: &Config, p: &mut Problems) {
+    let clerk = &config.clerk;
+    let keys_known =
+        !secret_has_problem(p, "clerk", "secret_key") && !secret_has_problem(p, "clerk", "publishable_key");
+    if clerk.proxy.is_some() && keys_known && (clerk.secret_key.is_none() || clerk.publishable_key.is_none()) {
+        p.push(ConfigError::new("clerk.proxy_path", "the Frontend API proxy needs secret_key and publishable_key"));
+    }
+    if config.mirror.reconcile_every.is_some() && keys_known && clerk.secret_key.is_none() {
+        p.push(ConfigError::new("mirror.reconcile_every", "needs clerk.secret_key to read users from the Backend API"));
+    }
+    if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
+        p.push(ConfigError::new("admin.listen", "must differ from server.listen"));
+    }
+    if !p.about("headers") {
+        check_route_headers(config, p);
+    }
+}
+
+/// Whether a secret was given (inline or as a `_file`) but could not be used.
+fn secret_has_problem(p: &Problems, section: &str, key: &str) -> bool {
+    p.about(&format!("{section}.{key}")) || p.about(&format!("{section}.{key}_file"))
+}
+
+fn server(raw: RawServer, p: &mut Problems) -> ServerConfig {
     let tls = match (raw.tls_cert, raw.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.into(), key: key.into() }),
         (None, None) => None,
-        (Some(_), None) => return Err(ConfigError::new("server.tls_key", "required when tls_cert is set")),
-        (None, Some(_)) => return Err(ConfigError::new("server.tls_cert", "required when tls_key is set")),
+        (Some(_), None) => {
+            p.push(ConfigError::new("server.tls_key", "required when tls_cert is set"));
+            None
+        }
+        (None, Some(_)) => {
+            p.push(ConfigError::new("server.tls_cert", "required when tls_key is set"));
+            None
+        }
     };
     let trusted_proxies = raw
         .trusted_proxies
         .iter()
         .enumerate()
-        .map(|(i, text)| parse_net(text).map_err(|m| ConfigError::new(format!("server.trusted_proxies[{i}]"), m)))
-        .collect::<Result<_, _>>()?;
-    let max_header_bytes = match raw.max_header_size {
-        None => 64 * 1024,
-        Some(size) => {
-            let bytes = size_value("server.max_header_size", size)?;
-            if bytes < MIN_HEADER_BYTES {
-                return Err(ConfigError::new("server.max_header_size", "must be at least 8KiB"));
-            }
-            usize::try_from(bytes).map_err(|_| ConfigError::new("server.max_header_size", "too large"))?
-        }
-    };
-    Ok(ServerConfig {
-        listen: socket_addr("server.listen", raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?,
+        .filter_map(|(i, text)| {
+            p.ok(parse_net(text).map_err(|m| ConfigError::new(format!("server.trusted_proxies[{i}]"), m)))
+        })
+        .collect();
+    ServerConfig {
+        listen: p
+            .ok(socket_addr("server.listen", raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN)))
+            .unwrap_or(STAND_IN_ADDR),
         tls,
         trusted_proxies,
-        drain_delay: duration("server.drain_delay", raw.drain_delay.as_deref(), Duration::from_secs(5))?,
-        grace_timeout: duration("server.grace_timeout", raw.grace_timeout.as_deref(), Duration::from_secs(25))?,
-        header_read_timeout: timeout(
+        drain_delay: p.take(duration("server.drain_delay", raw.drain_delay.as_deref(), secs(5))),
+        grace_timeout: p.take(duration("server.grace_timeout", raw.grace_timeout.as_deref(), secs(25))),
+        header_read_timeout: p.take(timeout(
             "server.header_read_timeout",
             raw.header_read_timeout.as_deref(),
-            Duration::from_secs(10),
-        )?,
-        tls_handshake_timeout: timeout(
+            secs(10),
+        )),
+        tls_handshake_timeout: p.take(timeout(
             "server.tls_handshake_timeout",
             raw.tls_handshake_timeout.as_deref(),
-            Duration::from_secs(10),
-        )?,
-        upstream_connect_timeout: timeout(
+            secs(10),
+        )),
+        upstream_connect_timeout: p.take(timeout(
             "server.upstream_connect_timeout",
             raw.upstream_connect_timeout.as_deref(),
-            Duration::from_secs(5),
-        )?,
-        max_header_bytes,
-        workers: match raw.workers {
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Some(n @ 1..=256) => n,
-            Some(_) => return Err(ConfigError::new("server.workers", "expected 1 to 256")),
-        },
-        max_connections: match raw.max_connections {
-            None => DEFAULT_MAX_CONNECTIONS,
-            Some(n @ 1..=1_000_000) => n,
-            Some(_) => return Err(ConfigError::new("server.max_connections", "expected 1 to 1000000")),
-        },
-        first_byte_timeout: timeout("server.first_byte_timeout", raw.first_byte_timeout.as_deref(), secs(10))?,
-        idle_timeout: timeout("server.idle_timeout", raw.idle_timeout.as_deref(), secs(60))?,
-        http2_keepalive_interval: timeout(
+            secs(5),
+        )),
+        max_header_bytes: p.take(max_header_bytes(raw.max_header_size)),
+        workers: p.take(match raw.workers {
+            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            Some(n @ 1..=256) => Ok(n),
+            Some(_) => Err(ConfigError::new("server.workers", "expected 1 to 256")),
+        }),
+        max_connections: p.take(match raw.max_connections {
+            None => Ok(DEFAULT_MAX_CONNECTIONS),
+            Some(n @ 1..=1_000_000) => Ok(n),
+            Some(_) => Err(ConfigError::new("server.max_connections", "expected 1 to 1000000")),
+        }),
+        first_byte_timeout: p.take(timeout("server.first_byte_timeout", raw.first_byte_timeout.as_deref(), secs(10))),
+        idle_timeout: p.take(timeout("server.idle_timeout", raw.idle_timeout.as_deref(), secs(60))),
+        http2_keepalive_interval: p.take(timeout(
             "server.http2_keepalive_interval",
             raw.http2_keepalive_interval.as_deref(),
             secs(20),
-        )?,
-        http2_keepalive_timeout: timeout(
+        )),
+        http2_keepalive_timeout: p.take(timeout(
             "server.http2_keepalive_timeout",
             raw.http2_keepalive_timeout.as_deref(),
             secs(10),
-        )?,
-        body_read_timeout: timeout("server.body_read_timeout", raw.body_read_timeout.as_deref(), secs(30))?,
-    })
-}
-
-fn admin(raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
-    Ok(AdminConfig { listen: socket_addr("admin.listen", raw.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN))? })
-}
-
-fn clerk(raw: RawClerk, env: EnvLookup<'_>) -> Result<ClerkConfig, ConfigError> {
-    let secret_key = secret("clerk", "secret_key", raw.secret_key, raw.secret_key_file, "CLERK_SECRET_KEY", env)?;
-    if let Some(key) = &secret_key {
-        check_secret_key(key).map_err(|m| ConfigError::new("clerk.secret_key", m))?;
+        )),
+        body_read_timeout: p.take(timeout("server.body_read_timeout", raw.body_read_timeout.as_deref(), secs(30))),
     }
-    let publishable_key = secret(
-        "clerk",
-        "publishable_key",
-        raw.publishable_key,
-        raw.publishable_key_file,
-        "CLERK_PUBLISHABLE_KEY",
-        env,
-    )?
-    .map(|pk| PublishableKey::parse(&pk).map_err(|m| ConfigError::new("clerk.publishable_key", m)))
-    .transpose()?;
-    let jwt_key = secret("clerk", "jwt_key", raw.jwt_key, raw.jwt_key_file, "CLERK_JWT_KEY", env)?
-        .map(|pem| check_pem(&pem).map_err(|m| ConfigError::new("clerk.jwt_key", m)))
-        .transpose()?;
-    let api_url = http_url("clerk.api_url", raw.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
+}
+
+fn max_header_bytes(size: Option<Size>) -> Result<usize, ConfigError> {
+    let Some(size) = size else { return Ok(64 * 1024) };
+    let bytes = size_value("server.max_header_size", size)?;
+    if bytes < MIN_HEADER_BYTES {
+        return Err(ConfigError::new("server.max_header_size", "must be at least 8KiB"));
+    }
+    usize::try_from(bytes).map_err(|_| ConfigError::new("server.max_header_size", "too large"))
+}
+
+fn admin(raw: RawAdmin, p: &mut Problems) -> AdminConfig {
+    let listen = socket_addr("admin.listen", raw.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN));
+    AdminConfig { listen: p.ok(listen).unwrap_or(STAND_IN_ADDR) }
+}
+
+fn clerk(raw: RawClerk, env: EnvLookup<'_>, p: &mut Problems) -> ClerkConfig {
+    let secret_key =
+        p.take(secret("clerk", "secret_key", raw.secret_key, raw.secret_key_file, "CLERK_SECRET_KEY", env)).and_then(
+            |key| p.ok(check_secret_key(&key).map_err(|m| ConfigError::new("clerk.secret_key", m))).map(|()| key),
+        );
+    let publishable_key = p
+        .take(secret(
+            "clerk",
+            "publishable_key",
+            raw.publishable_key,
+            raw.publishable_key_file,
+            "CLERK_PUBLISHABLE_KEY",
+            env,
+        ))
+        .and_then(|pk| p.ok(PublishableKey::parse(&pk).map_err(|m| ConfigError::new("clerk.publishable_key", m))));
+    let jwt_key = p
+        .take(secret("clerk", "jwt_key", raw.jwt_key, raw.jwt_key_file, "CLERK_JWT_KEY", env))
+        .and_then(|pem| p.ok(check_pem(&pem).map_err(|m| ConfigError::new("clerk.jwt_key", m))));
+    let default_api = || Url::parse(DEFAULT_API_URL).expect("the default API URL parses");
+    let api_url = p.ok(http_url("clerk.api_url", raw.api_url.as_deref().unwrap_or(DEFAULT_API_URL)));
+    let api_url = api_url.unwrap_or_else(default_api);
     let secret_key = secret_key.map(Secret::new);
-    let keys = key_source(jwt_key, raw.jwks_url, &api_url, secret_key.as_ref(), publishable_key.as_ref())?;
+    let sources = Sources {
+        jwt_key,
+        jwks_url: raw.jwks_url,
+        secret_key: secret_key.as_ref(),
+        publishable_key: publishable_key.as_ref(),
+    };
+    let keys = key_source(sources, &api_url, p);
     let issuer = match raw.issuer.filter(|i| !i.is_empty()) {
-        Some(issuer) => Some(http_url("clerk.issuer", &issuer).map(|_| issuer.trim_end_matches('/').to_owned())?),
+        Some(issuer) => p.ok(http_url("clerk.issuer", &issuer)).map(|_| issuer.trim_end_matches('/').to_owned()),
         None => publishable_key.as_ref().map(PublishableKey::issuer),
     };
-    Ok(ClerkConfig {
+    let optional_url = |p: &mut Problems, key: &str, text: Option<String>| {
+        text.filter(|u| !u.is_empty()).and_then(|u| p.ok(http_url(key, &u)))
+    };
+    ClerkConfig {
         secret_key,
         publishable_key,
         keys,
         issuer,
         api_url,
-        authorized_parties: authorized_parties(raw.authorized_parties.unwrap_or_default())?,
+        authorized_parties: authorized_parties(raw.authorized_parties.unwrap_or_default(), p),
         allow_missing_azp: raw.allow_missing_azp.unwrap_or(false),
-        clock_skew: clock_skew(raw.clock_skew.as_deref())?,
-        sign_in_url: raw
-            .sign_in_url
-            .filter(|u| !u.is_empty())
-            .map(|u| http_url("clerk.sign_in_url", &u))
-            .transpose()?,
-        api_timeout: timeout("clerk.api_timeout", raw.api_timeout.as_deref(), Duration::from_secs(5))?,
-        frontend_api_url: raw
-            .frontend_api_url
-            .filter(|u| !u.is_empty())
-            .map(|u| http_url("clerk.frontend_api_url", &u).map(with_trailing_slash))
-            .transpose()?,
-        proxy: frontend_proxy(raw.proxy_path, raw.proxy_url)?,
-    })
+        clock_skew: p.take(clock_skew(raw.clock_skew.as_deref())),
+        sign_in_url: optional_url(p, "clerk.sign_in_url", raw.sign_in_url),
+        api_timeout: p.take(timeout("clerk.api_timeout", raw.api_timeout.as_deref(), secs(5))),
+        frontend_api_url: optional_url(p, "clerk.frontend_api_url", raw.frontend_api_url).map(with_trailing_slash),
+        proxy: p.take(frontend_proxy(raw.proxy_path, raw.proxy_url)),
+    }
 }
 
 fn with_trailing_slash(mut url: Url) -> Url {
@@ -216,16 +244,15 @@ fn frontend_proxy(path: Option<String>, url: Option<String>) -> Result<Option<Fr
     }
 }
 
-fn auth_endpoints(raw: RawAuthEndpoints) -> Result<Option<String>, ConfigError> {
+fn auth_endpoints(raw: RawAuthEndpoints, p: &mut Problems) -> Option<String> {
     if raw.enabled == Some(false) {
-        return Ok(None);
+        return None;
     }
     let prefix = raw.prefix.filter(|p| !p.is_empty()).unwrap_or_else(|| "/auth".into());
-    check_route_path(&prefix).map_err(|m| ConfigError::new("auth_endpoints.prefix", m))?;
-    if prefix == "/" {
-        return Err(ConfigError::new("auth_endpoints.prefix", "needs a path of its own, e.g. \"/auth\""));
-    }
-    Ok(Some(prefix.trim_end_matches('/').to_owned()))
+    let checked = check_route_path(&prefix)
+        .and_then(|()| if prefix == "/" { Err("needs a path of its own, e.g. \"/auth\"".to_owned()) } else { Ok(()) });
+    p.ok(checked.map_err(|m| ConfigError::new("auth_endpoints.prefix", m)))?;
+    Some(prefix.trim_end_matches('/').to_owned())
 }
 
 /// Session tokens live a minute; a skew of minutes would accept long-expired tokens.
@@ -237,69 +264,83 @@ fn clock_skew(text: Option<&str>) -> Result<Duration, ConfigError> {
     Ok(skew)
 }
 
-fn key_source(
+/// The settings a verification key can come from, first to last.
+struct Sources<'a> {
     jwt_key: Option<String>,
     jwks_url: Option<String>,
-    api_url: &Url,
-    secret_key: Option<&Secret>,
-    publishable_key: Option<&PublishableKey>,
-) -> Result<KeySource, ConfigError> {
-    if let Some(pem) = jwt_key {
-        return Ok(KeySource::Pem(Secret::new(pem)));
-    }
-    if let Some(url) = jwks_url.filter(|u| !u.is_empty()) {
-        let url = http_url("clerk.jwks_url", &url)?;
-        // The secret key only ever goes to the Backend API's own origin.
-        let bearer = secret_key.filter(|_| url.origin() == api_url.origin()).cloned();
-        return Ok(KeySource::Jwks { url, bearer });
-    }
-    if let Some(secret) = secret_key {
-        let url = api_url
-            .join("v1/jwks")
-            .map_err(|e| ConfigError::new("clerk.api_url", format!("cannot derive the JWKS URL: {e}")))?;
-        return Ok(KeySource::Jwks { url, bearer: Some(secret.clone()) });
-    }
-    if let Some(pk) = publishable_key {
-        let url = Url::parse(&pk.jwks_url()).map_err(|e| ConfigError::new("clerk.publishable_key", e.to_string()))?;
-        return Ok(KeySource::Jwks { url, bearer: None });
-    }
-    Err(ConfigError::new(
-        "clerk",
-        "no way to verify tokens: set jwt_key, secret_key, publishable_key or jwks_url \
-         (or CLERK_JWT_KEY / CLERK_SECRET_KEY / CLERK_PUBLISHABLE_KEY)",
-    ))
+    secret_key: Option<&'a Secret>,
+    publishable_key: Option<&'a PublishableKey>,
 }
 
-fn mirror(raw: RawMirror) -> Result<MirrorConfig, ConfigError> {
-    let reconcile_every = raw
-        .reconcile_every
-        .filter(|r| !r.is_empty())
-        .map(|r| parse_duration(&r).map_err(|m| ConfigError::new("mirror.reconcile_every", m)))
-        .transpose()?;
-    if reconcile_every.is_some_and(|d| d < Duration::from_secs(60)) {
-        return Err(ConfigError::new("mirror.reconcile_every", "at least 1m (each sweep reads every user)"));
+fn key_source(sources: Sources<'_>, api_url: &Url, p: &mut Problems) -> KeySource {
+    let stand_in = || KeySource::Jwks { url: api_url.clone(), bearer: None };
+    if let Some(pem) = sources.jwt_key {
+        return KeySource::Pem(Secret::new(pem));
     }
-    Ok(MirrorConfig {
+    if let Some(url) = sources.jwks_url.filter(|u| !u.is_empty()) {
+        let Some(url) = p.ok(http_url("clerk.jwks_url", &url)) else { return stand_in() };
+        // The secret key only ever goes to the Backend API's own origin.
+        let bearer = sources.secret_key.filter(|_| url.origin() == api_url.origin()).cloned();
+        return KeySource::Jwks { url, bearer };
+    }
+    if let Some(secret) = sources.secret_key {
+        let url = api_url
+            .join("v1/jwks")
+            .map_err(|e| ConfigError::new("clerk.api_url", format!("cannot derive the JWKS URL: {e}")));
+        let Some(url) = p.ok(url) else { return stand_in() };
+        return KeySource::Jwks { url, bearer: Some(secret.clone()) };
+    }
+    if let Some(pk) = sources.publishable_key {
+        let url = Url::parse(&pk.jwks_url()).map_err(|e| ConfigError::new("clerk.publishable_key", e.to_string()));
+        let Some(url) = p.ok(url) else { return stand_in() };
+        return KeySource::Jwks { url, bearer: None };
+    }
+    // A key that was given but is wrong has its own problem; this one is for no key at all.
+    if !["jwt_key", "secret_key", "publishable_key"].iter().any(|k| secret_has_problem(p, "clerk", k)) {
+        p.push(ConfigError::new(
+            "clerk",
+            "no way to verify tokens: set jwt_key, secret_key, publishable_key or jwks_url \
+             (or CLERK_JWT_KEY / CLERK_SECRET_KEY / CLERK_PUBLISHABLE_KEY)",
+        ));
+    }
+    stand_in()
+}
+
+fn mirror(raw: RawMirror, p: &mut Problems) -> MirrorConfig {
+    let reconcile_every = raw.reconcile_every.filter(|r| !r.is_empty()).and_then(|r| {
+        let every = parse_duration(&r).and_then(|d| {
+            if d < secs(60) { Err("at least 1m (each sweep reads every user)".to_owned()) } else { Ok(d) }
+        });
+        p.ok(every.map_err(|m| ConfigError::new("mirror.reconcile_every", m)))
+    });
+    MirrorConfig {
         path: raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_MIRROR_PATH.into()),
         reconcile_every,
-        revocation_retention: duration(
+        revocation_retention: p.take(duration(
             "mirror.revocation_retention",
             raw.revocation_retention.as_deref(),
-            Duration::from_secs(24 * 3600),
-        )?,
+            secs(24 * 3600),
+        )),
         cache_size: match raw.cache_size {
             None => 100_000,
             Some(n @ 1..) => n,
-            Some(0) => return Err(ConfigError::new("mirror.cache_size", "must be at least 1")),
+            Some(0) => {
+                p.push(ConfigError::new("mirror.cache_size", "must be at least 1"));
+                1
+            }
         },
-        cache_ttl: duration("mirror.cache_ttl", raw.cache_ttl.as_deref(), Duration::from_secs(300))?,
-        fetch_timeout: timeout("mirror.fetch_timeout", raw.fetch_timeout.as_deref(), Duration::from_millis(1500))?,
-    })
+        cache_ttl: p.take(duration("mirror.cache_ttl", raw.cache_ttl.as_deref(), secs(300))),
+        fetch_timeout: p.take(timeout(
+            "mirror.fetch_timeout",
+            raw.fetch_timeout.as_deref(),
+            Duration::from_millis(1500),
+        )),
+    }
 }
 
-fn webhook(raw: RawWebhook, env: EnvLookup<'_>) -> Result<WebhookConfig, ConfigError> {
+fn webhook(raw: RawWebhook, env: EnvLookup<'_>, p: &mut Problems) -> Option<WebhookConfig> {
     let path = raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_WEBHOOK_PATH.into());
-    check_route_path(&path).map_err(|m| ConfigError::new("webhook.path", m))?;
+    p.ok(check_route_path(&path).map_err(|m| ConfigError::new("webhook.path", m)));
     let secret = secret(
         "webhook",
         "signing_secret",
@@ -307,48 +348,50 @@ fn webhook(raw: RawWebhook, env: EnvLookup<'_>) -> Result<WebhookConfig, ConfigE
         raw.signing_secret_file,
         "CLERK_WEBHOOK_SIGNING_SECRET",
         env,
-    )?
-    .ok_or_else(|| ConfigError::new("webhook.signing_secret", "required (or CLERK_WEBHOOK_SIGNING_SECRET)"))?;
-    check_signing_secret(&secret).map_err(|m| ConfigError::new("webhook.signing_secret", m))?;
-    let body_timeout = timeout("webhook.body_timeout", raw.body_timeout.as_deref(), Duration::from_secs(10))?;
-    Ok(WebhookConfig { path, signing_secret: Secret::new(secret), body_timeout })
+    )
+    .and_then(|s| {
+        s.ok_or_else(|| ConfigError::new("webhook.signing_secret", "required (or CLERK_WEBHOOK_SIGNING_SECRET)"))
+    })
+    .and_then(|s| check_signing_secret(&s).map(|()| s).map_err(|m| ConfigError::new("webhook.signing_secret", m)));
+    let body_timeout = p.take(timeout("webhook.body_timeout", raw.body_timeout.as_deref(), secs(10)));
+    Some(WebhookConfig { path, signing_secret: Secret::new(p.ok(secret)?), body_timeout })
 }
 
 /// A route may not set an identity header by name: those come from the session only.
-fn check_route_headers(config: &Config) -> Result<(), ConfigError> {
+fn check_route_headers(config: &Config, p: &mut Problems) {
     let identity = config.headers.all();
     for route in &config.routes {
         let claims = route.claim_headers.iter().map(|(h, _)| ("claim_headers", h));
         let added = route.add_request_headers.iter().map(|(h, _)| ("add_request_headers", h));
-        if let Some((key, header)) = claims.chain(added).find(|(_, h)| identity.contains(h)) {
+        for (key, header) in claims.chain(added).filter(|(_, h)| identity.contains(h)) {
             let path = format!("route[{}].{key}.{header}", route.index);
-            return Err(ConfigError::new(path, "is an identity header: only the verified session sets it"));
+            p.push(ConfigError::new(path, "is an identity header: only the verified session sets it"));
         }
     }
-    Ok(())
 }
 
-fn headers(raw: RawHeaders) -> Result<IdentityHeaderNames, ConfigError> {
+fn headers(raw: RawHeaders, p: &mut Problems) -> IdentityHeaderNames {
     let d = IdentityHeaderNames::default();
+    let mut name = |path: &str, value: Option<String>, default: HeaderName| {
+        p.ok(header_name(path, value, &default)).unwrap_or(default)
+    };
     let names = IdentityHeaderNames {
-        user_id: header_name("headers.user_id", raw.user_id, d.user_id)?,
-        session_id: header_name("headers.session_id", raw.session_id, d.session_id)?,
-        org_id: header_name("headers.org_id", raw.org_id, d.org_id)?,
-        org_role: header_name("headers.org_role", raw.org_role, d.org_role)?,
-        org_slug: header_name("headers.org_slug", raw.org_slug, d.org_slug)?,
-        org_permissions: header_name("headers.org_permissions", raw.org_permissions, d.org_permissions)?,
-        user_email: header_name("headers.user_email", raw.user_email, d.user_email)?,
-        user_metadata: header_name("headers.user_metadata", raw.user_metadata, d.user_metadata)?,
-        user: header_name("headers.user", raw.user, d.user)?,
-        auth_status: header_name("headers.auth_status", raw.auth_status, d.auth_status)?,
+        user_id: name("headers.user_id", raw.user_id, d.user_id),
+        session_id: name("headers.session_id", raw.session_id, d.session_id),
+        org_id: name("headers.org_id", raw.org_id, d.org_id),
+        org_role: name("headers.org_role", raw.org_role, d.org_role),
+        org_slug: name("headers.org_slug", raw.org_slug, d.org_slug),
+        org_permissions: name("headers.org_permissions", raw.org_permissions, d.org_permissions),
+        user_email: name("headers.user_email", raw.user_email, d.user_email),
+        user_metadata: name("headers.user_metadata", raw.user_metadata, d.user_metadata),
+        user: name("headers.user", raw.user, d.user),
+        auth_status: name("headers.auth_status", raw.auth_status, d.auth_status),
     };
     let mut seen = HashSet::new();
-    for name in names.all() {
-        if !seen.insert(name.clone()) {
-            return Err(ConfigError::new("headers", format!("{name} is used for two identity headers")));
-        }
+    if let Some(twice) = names.all().into_iter().find(|name| !seen.insert(*name)) {
+        p.push(ConfigError::new("headers", format!("{twice} is used for two identity headers")));
     }
-    Ok(names)
+    names
 }
 
 /// Headers the gateway or HTTP itself owns; none may be renamed into an identity header.
@@ -374,8 +417,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
-fn header_name(path: &str, value: Option<String>, default: HeaderName) -> Result<HeaderName, ConfigError> {
-    let Some(text) = value else { return Ok(default) };
+fn header_name(path: &str, value: Option<String>, default: &HeaderName) -> Result<HeaderName, ConfigError> {
+    let Some(text) = value else { return Ok(default.clone()) };
     let name = HeaderName::from_bytes(text.as_bytes())
         .map_err(|_| ConfigError::new(path, format!("{text:?} is not a valid header name")))?;
     if RESERVED_HEADERS.contains(&name.as_str()) {
@@ -384,17 +427,15 @@ fn header_name(path: &str, value: Option<String>, default: HeaderName) -> Result
     Ok(name)
 }
 
-fn authorized_parties(raw: Vec<String>) -> Result<Vec<String>, ConfigError> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, origin)| {
-            let path = format!("clerk.authorized_parties[{i}]");
-            let url = http_url(&path, &origin)?;
-            if origin.ends_with('/') || url.path() != "/" || url.query().is_some() {
-                let hint = url.origin().ascii_serialization();
-                return Err(ConfigError::new(path, format!("an origin has no path or trailing slash: {hint:?}")));
-            }
-            Ok(origin)
-        })
-        .collect()
+fn authorized_parties(raw: Vec<String>, p: &mut Problems) -> Vec<String> {
+    let party = |i: usize, origin: String| {
+        let path = format!("clerk.authorized_parties[{i}]");
+        let url = http_url(&path, &origin)?;
+        if origin.ends_with('/') || url.path() != "/" || url.query().is_some() {
+            let hint = url.origin().ascii_serialization();
+            return Err(ConfigError::new(path, format!("an origin has no path or trailing slash: {hint:?}")));
+        }
+        Ok(origin)
+    };
+    raw.into_iter().enumerate().filter_map(|(i, origin)| p.ok(party(i, origin))).collect()
 }

@@ -6,6 +6,7 @@
 
 use super::expand::EnvLookup;
 use super::model::ConfigError;
+use super::problems::Problems;
 
 /// How an override's text becomes a TOML value.
 #[derive(Clone, Copy)]
@@ -111,23 +112,22 @@ pub fn sources(file: &toml::Table, env: EnvLookup<'_>) -> Vec<(String, String)> 
         .collect()
 }
 
-/// Writes every override in `env` over `table`.
-///
-/// # Errors
-/// A `ConfigError` naming the key and the variable when a value has the wrong form.
-pub fn apply(table: &mut toml::Table, env: EnvLookup<'_>) -> Result<(), ConfigError> {
+/// Writes every override in `env` over `table`, noting (and skipping) each variable whose
+/// value has the wrong form, with the key and the variable.
+pub(super) fn apply(table: &mut toml::Table, env: EnvLookup<'_>, p: &mut Problems) {
     for (section, key, kind) in KEYS {
         let variable = variable(section, key);
         let Some(text) = env(&variable) else { continue };
-        let value = value(*kind, text.trim())
-            .ok_or_else(|| ConfigError::new(format!("{section}.{key}"), format!("{variable}: {}", expected(*kind))))?;
-        let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(section_table) = entry else {
-            return Err(ConfigError::new(*section, "expected a table"));
+        let Some(value) = value(*kind, text.trim()) else {
+            p.push(ConfigError::new(format!("{section}.{key}"), format!("{variable}: {}", expected(*kind))));
+            continue;
         };
-        section_table.insert(key.to_string(), value);
+        let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(section_table) => drop(section_table.insert(key.to_string(), value)),
+            _ => p.push(ConfigError::new(*section, "expected a table")),
+        }
     }
-    Ok(())
 }
 
 fn value(kind: Kind, text: &str) -> Option<toml::Value> {
@@ -172,7 +172,9 @@ mod tests {
             ("CLERK_GATEWAY_AUTH_ENDPOINTS_ENABLED", "false"),
             ("CLERK_GATEWAY_CLERK_AUTHORIZED_PARTIES", "[\"https://a.example\"]"),
         ]);
-        apply(&mut table, &vars).unwrap();
+        let mut problems = Problems::default();
+        apply(&mut table, &vars, &mut problems);
+        assert!(problems.is_empty());
         let expected = "[auth_endpoints]\nenabled = false\n\n[clerk]\nauthorized_parties = [\"https://a.example\"]\n\n\
                         [server]\nlisten = \"127.0.0.1:9\"\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n\
                         max_header_size = \"32KiB\"\nworkers = 3\n";
@@ -239,7 +241,11 @@ mod tests {
     #[test]
     fn a_malformed_override_names_the_key_and_the_variable() {
         let mut table = toml::Table::new();
-        let error = apply(&mut table, &env(&[("CLERK_GATEWAY_SERVER_WORKERS", "many")])).unwrap_err();
-        assert_eq!(error.to_string(), "server.workers: CLERK_GATEWAY_SERVER_WORKERS: expected a whole number");
+        let mut problems = Problems::default();
+        let vars = env(&[("CLERK_GATEWAY_SERVER_WORKERS", "many"), ("CLERK_GATEWAY_SERVER_LISTEN", "127.0.0.1:9")]);
+        apply(&mut table, &vars, &mut problems);
+        let errors = problems.in_file_order("").unwrap();
+        assert_eq!(errors.to_string(), "server.workers: CLERK_GATEWAY_SERVER_WORKERS: expected a whole number");
+        assert_eq!(table["server"]["listen"].as_str(), Some("127.0.0.1:9"), "the sound override still applies");
     }
 }

@@ -2,36 +2,36 @@
 //! before it is turned into typed config. `$${` stands for a literal `${`.
 
 use super::model::ConfigError;
+use super::problems::Problems;
 
 /// Where environment variables come from: the process, or a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Expands every string value in `table`, in place. `path` names the table for errors.
-///
-/// # Errors
-/// The first unset variable or malformed `${…}`, with the key path it was found at.
-pub fn expand_table(table: &mut toml::Table, path: &str, env: EnvLookup<'_>) -> Result<(), ConfigError> {
+/// Expands every string value in `table`, in place, noting each unset variable or malformed
+/// `${…}` with the key path it was found at (that value is left as written). `path` names
+/// the table.
+pub(super) fn expand_table(table: &mut toml::Table, path: &str, env: EnvLookup<'_>, p: &mut Problems) {
     for (key, value) in table.iter_mut() {
         let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-        expand_value(value, &here, env)?;
+        expand_value(value, &here, env, p);
     }
-    Ok(())
 }
 
-fn expand_value(value: &mut toml::Value, path: &str, env: EnvLookup<'_>) -> Result<(), ConfigError> {
+fn expand_value(value: &mut toml::Value, path: &str, env: EnvLookup<'_>, p: &mut Problems) {
     match value {
         toml::Value::String(s) if s.contains('$') => {
-            *s = expand_str(s, env).map_err(|message| ConfigError::new(path, message))?;
+            if let Some(expanded) = p.ok(expand_str(s, env).map_err(|message| ConfigError::new(path, message))) {
+                *s = expanded;
+            }
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_value(item, &format!("{path}[{i}]"), env)?;
+                expand_value(item, &format!("{path}[{i}]"), env, p);
             }
         }
-        toml::Value::Table(table) => expand_table(table, path, env)?,
+        toml::Value::Table(table) => expand_table(table, path, env, p),
         _ => {}
     }
-    Ok(())
 }
 
 /// Expands one string.
@@ -111,8 +111,14 @@ mod tests {
 
     #[test]
     fn errors_carry_the_key_path() {
-        let mut table: toml::Table = toml::from_str("[[route]]\npath = \"/\"\nupstream = \"${UPSTREAM}\"").unwrap();
-        let err = expand_table(&mut table, "", &env).unwrap_err();
-        assert_eq!(err.to_string(), "route[0].upstream: environment variable UPSTREAM is not set");
+        let text = "[[route]]\npath = \"${PATH_}\"\nupstream = \"${UPSTREAM}\"";
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        let mut problems = Problems::default();
+        expand_table(&mut table, "", &env, &mut problems);
+        assert_eq!(
+            problems.in_file_order(text).unwrap().to_string(),
+            "route[0].path: environment variable PATH_ is not set; \
+             route[0].upstream: environment variable UPSTREAM is not set"
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! `${VAR}`, applies `CLERK_GATEWAY_<SECTION>_<KEY>` overrides, and validates everything into
 //! types that cannot be invalid. Never opens sockets.
 //!
-//! Every error names the key path it is about (`route[2].upstream: relative URL`).
+//! Every error names the key path it is about (`route[2].upstream: relative URL`), and a
+//! file's problems are reported all at once, in the order of the file.
 
 mod build;
 pub mod env;
 mod expand;
 mod live;
 mod model;
+mod problems;
 mod raw;
 mod routes;
 pub mod units;
@@ -18,40 +20,56 @@ use std::path::Path;
 
 pub use expand::EnvLookup;
 pub use model::*;
+pub use problems::Problems;
 
 impl Config {
     /// Reads and validates a config file, expanding variables from `env`.
     ///
     /// # Errors
-    /// A `ConfigError` naming the key path (or the file, for I/O and syntax errors).
-    pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    /// Every problem, each naming its key path (or the file, for I/O and syntax errors).
+    pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
         Self::from_file_text(path, &read_file(path)?, env)
     }
 
     /// Validates `text`, read from `path` (named in errors that have no key path).
     ///
     /// # Errors
-    /// A `ConfigError` naming the key path, or the file for syntax errors.
-    pub fn from_file_text(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        Self::from_toml(text, env).map_err(|mut e| {
-            if e.path.is_empty() {
-                e.path = path.display().to_string();
-            }
-            e
-        })
+    /// Every problem, in file order, each naming its key path.
+    pub fn from_file_text(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        let (config, problems) = Self::validate(path, text, env);
+        match (config, problems.in_file_order(text)) {
+            (Some(config), None) => Ok(config),
+            (_, Some(errors)) => Err(errors),
+            (None, None) => Err(ConfigError::new(path.display().to_string(), "cannot be read").into()),
+        }
     }
 
     /// Validates config text, expanding variables from `env`.
     ///
     /// # Errors
-    /// A `ConfigError` naming the key path; syntax errors have an empty path and a line number.
-    pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| syntax_error(text, &e))?;
-        expand::expand_table(&mut table, "", env)?;
-        env::apply(&mut table, env)?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().message().to_owned()))?;
-        build::build(raw, env)
+    /// Every problem; a syntax error has an empty path and a line number.
+    pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        Self::from_file_text(Path::new(""), text, env)
+    }
+
+    /// Everything `text` says and every problem in it: the config is `None` only when the
+    /// file could not be read as TOML (or as the file's structure). With problems, the config
+    /// holds stand-ins for the keys they are about, for `check` to probe the rest; never serve it.
+    pub fn validate(path: &Path, text: &str, env: EnvLookup<'_>) -> (Option<Config>, Problems) {
+        let mut problems = Problems::default();
+        let mut table: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(e) => {
+                let mut error = syntax_error(text, &e);
+                error.path = path.display().to_string();
+                problems.push(error);
+                return (None, problems);
+            }
+        };
+        expand::expand_table(&mut table, "", env, &mut problems);
+        env::apply(&mut table, env, &mut problems);
+        let config = raw::read(table, &mut problems).map(|raw| build::build(raw, env, &mut problems));
+        (config, problems)
     }
 }
 

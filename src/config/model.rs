@@ -1,6 +1,6 @@
 //! The validated configuration's types: `Config` and its sections, routes and secrets,
 //! each one unable to hold an invalid value, and `ConfigError`, a key path with what is
-//! wrong there. Parsing and validation live in `build.rs`.
+//! wrong there (`ConfigErrors`: all of a file's). Parsing and validation live in `build.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,6 +32,40 @@ impl fmt::Display for ConfigError {
 impl ConfigError {
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+/// Every problem of a config, in the order of the file; never empty. Displayed on one line
+/// (`a: why; b: why`), so a refused reload stays one log line; `iter` gives them one by one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub(super) fn new(problems: Vec<ConfigError>) -> Option<Self> {
+        (!problems.is_empty()).then_some(ConfigErrors(problems))
+    }
+
+    /// The problems, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        self.0.iter()
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(problem: ConfigError) -> Self {
+        ConfigErrors(vec![problem])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
     }
 }
 

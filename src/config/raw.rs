@@ -3,6 +3,48 @@
 
 use serde::Deserialize;
 
+use super::model::ConfigError;
+use super::problems::{Problems, Segment, segments};
+
+/// Reads `table` as the file's structs, noting each unknown key or value of the wrong type
+/// and reading on without it, so one pass finds them all. `None` when a problem cannot be
+/// read past (it never leaves a key to drop).
+pub(super) fn read(table: toml::Table, p: &mut Problems) -> Option<RawConfig> {
+    let mut document = toml::Value::Table(table);
+    loop {
+        match serde_path_to_error::deserialize(document.clone()) {
+            Ok(raw) => return Some(raw),
+            Err(e) => {
+                let path = e.path().to_string();
+                p.push(ConfigError::new(&path, e.inner().message().to_owned()));
+                if !drop_key(&mut document, &path) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Removes the innermost key on `path` (`route[0].require.org_role[1]` drops `org_role`).
+fn drop_key(document: &mut toml::Value, path: &str) -> bool {
+    let segments = segments(path);
+    let Some(last) = segments.iter().rposition(|s| matches!(s, Segment::Key(_))) else { return false };
+    let mut here = document;
+    for segment in &segments[..last] {
+        let next = match (segment, here) {
+            (Segment::Key(key), toml::Value::Table(table)) => table.get_mut(*key),
+            (Segment::Index(i), toml::Value::Array(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        here = next;
+    }
+    match (&segments[last], here) {
+        (Segment::Key(key), toml::Value::Table(table)) => table.remove(*key).is_some(),
+        _ => false,
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,8 +172,8 @@ pub struct RawHeaders {
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub name: Option<String>,
-    pub path: String,
-    pub upstream: String,
+    pub path: Option<String>,
+    pub upstream: Option<String>,
     pub host: Option<String>,
     pub auth: Option<String>,
     pub methods: Option<Vec<String>>,

@@ -7,26 +7,22 @@ use std::time::Duration;
 use http::{HeaderName, Method, Uri};
 
 use super::model::{AuthMode, ConfigError, Requirements, Route, Upstream};
+use super::problems::Problems;
 use super::raw::{RawRequire, RawRoute};
 use super::values::{size_value, timeout};
 
-pub(super) fn routes(raw: Vec<RawRoute>, default_timeout: Duration) -> Result<Vec<Route>, ConfigError> {
-    let routes =
-        raw.into_iter().enumerate().map(|(i, r)| route(i, r, default_timeout)).collect::<Result<Vec<_>, _>>()?;
+/// The routes, each checked key by key; a route with a problem is left out (and so not
+/// compared with the others).
+pub(super) fn routes(raw: Vec<RawRoute>, default_timeout: Duration, p: &mut Problems) -> Vec<Route> {
+    let routes: Vec<Route> = raw.into_iter().enumerate().filter_map(|(i, r)| route(i, r, default_timeout, p)).collect();
     for (i, a) in routes.iter().enumerate() {
         if let Some(b) = routes[..i].iter().find(|b| overlaps(a, b)) {
-            return Err(ConfigError::new(
-                format!("route[{i}]"),
-                format!(
-                    "matches the same requests as route[{}] ({} {})",
-                    b.index,
-                    b.host.as_deref().unwrap_or("*"),
-                    b.path
-                ),
-            ));
+            let host = b.host.as_deref().unwrap_or("*");
+            let why = format!("matches the same requests as route[{}] ({host} {})", b.index, b.path);
+            p.push(ConfigError::new(format!("route[{}]", a.index), why));
         }
     }
-    Ok(routes)
+    routes
 }
 
 fn overlaps(a: &Route, b: &Route) -> bool {
@@ -40,44 +36,50 @@ fn overlaps(a: &Route, b: &Route) -> bool {
     pa.eq_ignore_ascii_case(pb) && a.host == b.host && methods_overlap
 }
 
-fn route(index: usize, raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {
+fn route(index: usize, raw: RawRoute, default_timeout: Duration, p: &mut Problems) -> Option<Route> {
+    let before = p.count();
     let at = |key: &str| format!("route[{index}].{key}");
-    check_route_path(&raw.path).map_err(|m| ConfigError::new(at("path"), m))?;
-    let auth = match raw.auth.as_deref().unwrap_or("required") {
-        "required" => AuthMode::Required,
-        "optional" => AuthMode::Optional,
-        "public" => AuthMode::Public,
-        other => {
-            return Err(ConfigError::new(at("auth"), format!("expected required, optional or public, got {other:?}")));
-        }
-    };
-    let require = requirements(&at("require"), raw.require.unwrap_or_default())?;
-    if !require.is_empty() && auth != AuthMode::Required {
-        return Err(ConfigError::new(at("require"), "rules need auth = \"required\""));
+    let required = |key: &str, value: Option<String>| value.ok_or_else(|| ConfigError::new(at(key), "required"));
+    let path = p.ok(required("path", raw.path)
+        .and_then(|path| check_route_path(&path).map(|()| path).map_err(|m| ConfigError::new(at("path"), m))));
+    let upstream = p.ok(required("upstream", raw.upstream)
+        .and_then(|text| upstream(&text).map_err(|m| ConfigError::new(at("upstream"), m))));
+    let auth = p.ok(match raw.auth.as_deref().unwrap_or("required") {
+        "required" => Ok(AuthMode::Required),
+        "optional" => Ok(AuthMode::Optional),
+        "public" => Ok(AuthMode::Public),
+        other => Err(ConfigError::new(at("auth"), format!("expected required, optional or public, got {other:?}"))),
+    });
+    let auth = auth.unwrap_or(AuthMode::Required);
+    let require = p.take(requirements(&at("require"), raw.require.unwrap_or_default()));
+    if !require.is_empty() && auth != AuthMode::Required && !p.about(&at("auth")) {
+        p.push(ConfigError::new(at("require"), "rules need auth = \"required\""));
     }
-    let host = raw.host.map(|h| route_host(&h).map_err(|m| ConfigError::new(at("host"), m))).transpose()?;
+    let host = raw.host.and_then(|h| p.ok(route_host(&h).map_err(|m| ConfigError::new(at("host"), m))));
     let name = match raw.name {
-        Some(name) => route_name(&name).map_err(|m| ConfigError::new(at("name"), m))?,
-        None => Arc::from(format!("{}{}", host.as_deref().unwrap_or(""), raw.path)),
+        Some(name) => p.ok(route_name(&name).map_err(|m| ConfigError::new(at("name"), m))),
+        None => path.as_ref().map(|path| Arc::from(format!("{}{path}", host.as_deref().unwrap_or("")))),
     };
-    Ok(Route {
+    let route = Route {
         index,
-        name,
         host,
-        methods: raw.methods.map(|m| methods(&at("methods"), m)).transpose()?,
-        upstream: upstream(&raw.upstream).map_err(|m| ConfigError::new(at("upstream"), m))?,
+        methods: raw.methods.and_then(|m| p.ok(methods(&at("methods"), m))),
         auth,
         strip_prefix: raw.strip_prefix.unwrap_or(false),
         require,
-        timeout: timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)?,
-        max_body: raw.max_body.map(|s| size_value(&at("max_body"), s)).transpose()?,
+        timeout: p.take(timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)),
+        max_body: raw.max_body.and_then(|s| p.ok(size_value(&at("max_body"), s))),
         authenticate_preflight: raw.authenticate_preflight.unwrap_or(false),
         pass_credentials: raw.pass_credentials.unwrap_or(true),
-        claim_headers: claim_headers(&at("claim_headers"), raw.claim_headers.unwrap_or_default())?,
-        add_request_headers: added_headers(&at("add_request_headers"), raw.add_request_headers.unwrap_or_default())?,
-        remove_request_headers: removed_headers(&at("remove_request_headers"), raw.remove_request_headers)?,
-        path: raw.path,
-    })
+        claim_headers: p.take(claim_headers(&at("claim_headers"), raw.claim_headers.unwrap_or_default())),
+        add_request_headers: p
+            .take(added_headers(&at("add_request_headers"), raw.add_request_headers.unwrap_or_default())),
+        remove_request_headers: p.take(removed_headers(&at("remove_request_headers"), raw.remove_request_headers)),
+        upstream: upstream?,
+        name: name?,
+        path: path?,
+    };
+    (p.count() == before).then_some(route)
 }
 
 /// A route name: printable ASCII (spaces allowed) without quotes or backslashes, as it is a

@@ -43,8 +43,15 @@ pub(super) fn secret(
 }
 
 /// Accepts a PEM RSA public key; a PEM pasted into an env var with literal `\n` is repaired.
+/// A private key is refused by name: the gateway only verifies, and jsonwebtoken would
+/// otherwise take its bytes for a public key that fails every token at run time.
 pub(super) fn check_pem(pem: &str) -> Result<String, String> {
     let pem = if pem.contains("\\n") && !pem.contains('\n') { pem.replace("\\n", "\n") } else { pem.to_owned() };
+    if pem.contains("PRIVATE KEY-----") {
+        return Err("this is a private key: give the instance's PEM public key (-----BEGIN PUBLIC KEY-----, \
+                    Clerk dashboard > API keys > JWT public key) and keep the private key out of the gateway"
+            .to_owned());
+    }
     jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
         .map_err(|_| "expected a PEM RSA public key (-----BEGIN PUBLIC KEY-----)".to_owned())?;
     Ok(pem)

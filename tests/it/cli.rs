@@ -48,7 +48,27 @@ fn check_names_the_key_of_every_mistake() {
             format!("{keyed}[[route]]\npath = \"/\"\nupstream = \"http://x\"\nauth = \"maybe\"\n"),
             "route[0].auth: expected required, optional or public",
         ),
-        (format!("{keyed}[[route]]\npath = \"/\"\n"), "route[0]: missing field `upstream`"),
+        (format!("{keyed}[[route]]\npath = \"/\"\n"), "route[0].upstream: required"),
+        (
+            format!("[clerk]\njwt_key_file = \"{}\"\n{route}", fixture_path("rsa_a.pem")),
+            "clerk.jwt_key: this is a private key",
+        ),
+        (
+            format!("{keyed}[mirror]\npath = \"/nonexistent/dir/m.db\"\n{route}"),
+            "mirror.path: /nonexistent/dir/m.db: the directory",
+        ),
+        (
+            format!("{keyed}[mirror]\npath = \"/proc/m.db\"\n{route}"),
+            "mirror.path: /proc/m.db: the directory /proc is not writable",
+        ),
+        (
+            format!(
+                "{keyed}[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{route}",
+                fixture_path("tls.crt"),
+                fixture_path("tls_next.key")
+            ),
+            "server.tls_key: does not go with server.tls_cert",
+        ),
         (format!("{keyed}[[route]]\npath = \"api\"\nupstream = \"http://x\"\n"), "route[0].path:"),
         (format!("{keyed}[[route]]\npath = \"/a/../b\"\nupstream = \"http://x\"\n"), "route[0].path:"),
         (format!("{keyed}[server]\ndrain_delay = \"5 seconds\"\n{route}"), "server.drain_delay: expected a duration"),
@@ -135,6 +155,67 @@ fn check_names_the_key_of_every_mistake() {
         assert!(stderr.contains(expected), "expected {expected:?} in {stderr:?}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
         assert!(!stderr.contains("sk_test_a\""), "secrets are never echoed");
+    }
+}
+
+#[test]
+fn check_reports_every_problem_in_file_order() {
+    let text = format!(
+        r#"
+[server]
+listen = "8080"
+tls_cert = "{cert}"
+tls_key = "{key}"
+workers = 0
+
+[clerk]
+jwt_key_file = "{private}"
+clock_skew = "1h"
+
+[mirror]
+path = "/nonexistent/dir/mirror.db"
+
+[[route]]
+path = "api"
+upstream = "http://127.0.0.1:1"
+
+[[route]]
+path = "/b"
+upstream = "127.0.0.1:1"
+lisen = 1
+timeout = 5
+"#,
+        cert = fixture_path("tls.crt"),
+        key = fixture_path("tls_next.key"),
+        private = fixture_path("rsa_a.pem"),
+    );
+    let out = check_text(&text);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let keys: Vec<&str> =
+        stderr.lines().map(|line| line.trim_start_matches("clerk-gateway: ").split(": ").next().unwrap()).collect();
+    let expected = [
+        "server.listen",
+        "server.tls_key",
+        "server.workers",
+        "clerk.jwt_key",
+        "clerk.clock_skew",
+        "mirror.path",
+        "route[0].path",
+        "route[1].upstream",
+        "route[1].lisen",
+        "route[1].timeout",
+    ];
+    assert_eq!(keys, expected, "{stderr}");
+    // A server that would fail in the same ways refuses to start, naming every problem.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, &text).unwrap();
+    let run = gateway(&["run", "-c", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let run_stderr = String::from_utf8_lossy(&run.stderr);
+    for key in ["server.listen", "server.workers", "clerk.jwt_key", "route[1].lisen"] {
+        assert!(run_stderr.contains(&format!("clerk-gateway: {key}: ")), "{key} in {run_stderr}");
     }
 }
 
@@ -228,7 +309,7 @@ async fn demo_serves_and_its_printed_token_is_accepted() {
 }
 
 fn public_config(upstream: &str) -> TestConfig {
-    let pem = format!("{}/tests/fixtures/rsa_a.pub.pem", env!("CARGO_MANIFEST_DIR"));
+    let pem = fixture_path("rsa_a.pub.pem");
     TestConfig::new()
         .server("grace_timeout", "10s")
         .clerk("jwt_key_file", pem)

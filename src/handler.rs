@@ -22,7 +22,7 @@ use crate::identity::Identity;
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, ForwardError, HttpClient, Target};
-use crate::reject::Reject;
+use crate::reject::{self, Reject};
 use crate::server::Handler;
 use crate::session::decide_session;
 use crate::state::{AppState, Current};
@@ -66,9 +66,14 @@ async fn handle(
         client: Some(headers::client_address(request.headers(), &peer, |ip| state.is_trusted(ip))),
         ..AccessRecord::default()
     };
-    let mut response = process(state, client, &peer, request, request_id.clone(), &mut record)
-        .await
-        .unwrap_or_else(Reject::into_response);
+    let grpc = reject::grpc_content_type(request.headers());
+    let mut response = match process(state, client, &peer, request, request_id.clone(), &mut record).await {
+        Ok(response) => response,
+        Err(reject) => match grpc {
+            Some(content_type) => reject.into_grpc_response(content_type),
+            None => reject.into_response(),
+        },
+    };
     let response_headers = response.headers_mut();
     response_headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     for cookie in record.set_cookies.drain(..) {

@@ -1,6 +1,7 @@
 //! Every answer the gateway gives itself instead of forwarding (`Reject`), and the one
 //! place that turns each into a response: status, fixed JSON body, and the few headers
-//! (`WWW-Authenticate`, `Location`, `Allow`) an answer needs. Never a token or key.
+//! (`WWW-Authenticate`, `Location`, `Allow`) an answer needs; to a gRPC request, the same
+//! answer as a gRPC status a gRPC client can read. Never a token or key.
 
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
@@ -10,6 +11,16 @@ use crate::auth::policy::Rule;
 use crate::body::{self, Body};
 use crate::proxy::ForwardError;
 use crate::webhook::{Refusal, WebhookError};
+
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
+/// The request's `Content-Type` when it is a gRPC call (`application/grpc`, `+proto`, `-web`…).
+pub fn grpc_content_type(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(CONTENT_TYPE)?;
+    let grpc = value.as_bytes().get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"));
+    grpc.then(|| value.clone())
+}
 
 /// An answer the gateway gives instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,25 +80,65 @@ impl Reject {
         }
     }
 
-    /// The JSON body: a fixed error name and at most one detail, never a token or key.
-    fn body(&self) -> String {
+    /// A fixed error name and at most one detail (its name and value), never a token or key.
+    fn parts(&self) -> (&'static str, Option<(&'static str, &'static str)>) {
         match self {
-            Reject::BadRequest(reason) => format!(r#"{{"error":"bad_request","reason":"{reason}"}}"#),
-            Reject::NotFound => r#"{"error":"not_found"}"#.into(),
-            Reject::Unauthenticated { reason, .. } => {
-                format!(r#"{{"error":"unauthenticated","reason":"{}"}}"#, reason.as_str())
-            }
-            Reject::Redirect { .. } => String::new(),
-            Reject::Forbidden(rule) => format!(r#"{{"error":"forbidden","rule":"{}"}}"#, rule.as_str()),
-            Reject::CrossSite => r#"{"error":"forbidden","reason":"cross-site"}"#.into(),
-            Reject::PayloadTooLarge => r#"{"error":"payload_too_large"}"#.into(),
-            Reject::BadGateway => r#"{"error":"bad_gateway"}"#.into(),
-            Reject::GatewayTimeout => r#"{"error":"gateway_timeout"}"#.into(),
-            Reject::RequestTimeout => r#"{"error":"request_timeout"}"#.into(),
-            Reject::MethodNotAllowed(_) => r#"{"error":"method_not_allowed"}"#.into(),
-            Reject::WebhookRejected(reason) => format!(r#"{{"error":"invalid_webhook","reason":"{reason}"}}"#),
-            Reject::Internal => r#"{"error":"internal"}"#.into(),
+            Reject::BadRequest(reason) => ("bad_request", Some(("reason", reason))),
+            Reject::NotFound => ("not_found", None),
+            Reject::Unauthenticated { reason, .. } => ("unauthenticated", Some(("reason", reason.as_str()))),
+            Reject::Redirect { .. } => ("unauthenticated", None),
+            Reject::Forbidden(rule) => ("forbidden", Some(("rule", rule.as_str()))),
+            Reject::CrossSite => ("forbidden", Some(("reason", "cross-site"))),
+            Reject::PayloadTooLarge => ("payload_too_large", None),
+            Reject::BadGateway => ("bad_gateway", None),
+            Reject::GatewayTimeout => ("gateway_timeout", None),
+            Reject::RequestTimeout => ("request_timeout", None),
+            Reject::MethodNotAllowed(_) => ("method_not_allowed", None),
+            Reject::WebhookRejected(reason) => ("invalid_webhook", Some(("reason", reason))),
+            Reject::Internal => ("internal", None),
         }
+    }
+
+    /// The JSON body (none for a redirect).
+    fn body(&self) -> String {
+        match (self, self.parts()) {
+            (Reject::Redirect { .. }, _) => String::new(),
+            (_, (error, None)) => format!(r#"{{"error":"{error}"}}"#),
+            (_, (error, Some((key, value)))) => format!(r#"{{"error":"{error}","{key}":"{value}"}}"#),
+        }
+    }
+
+    /// The gRPC status code (gRPC's own mapping of the HTTP status, sharpened where the
+    /// gateway knows more: a deadline, a body too large).
+    fn grpc_status(&self) -> u8 {
+        match self {
+            Reject::Unauthenticated { .. } | Reject::Redirect { .. } => 16,
+            Reject::Forbidden(_) | Reject::CrossSite => 7,
+            Reject::BadGateway | Reject::GatewayTimeout => 14,
+            Reject::NotFound | Reject::MethodNotAllowed(_) => 12,
+            Reject::RequestTimeout => 4,
+            Reject::PayloadTooLarge => 8,
+            Reject::BadRequest(_) | Reject::WebhookRejected(_) | Reject::Internal => 13,
+        }
+    }
+
+    /// The answer to a gRPC request (`content_type` is its `application/grpc…`): HTTP 200
+    /// with `grpc-status` and `grpc-message` in the head and no body, gRPC's Trailers-Only
+    /// form, which every gRPC client reads as the call's status.
+    pub fn into_grpc_response(self, content_type: HeaderValue) -> Response<Body> {
+        let message = match self.parts() {
+            (error, None) => error.to_owned(),
+            (error, Some((_, value))) => format!("{error}: {value}"),
+        };
+        let mut response = Response::new(body::empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, content_type);
+        headers.insert(&GRPC_STATUS, HeaderValue::from(u16::from(self.grpc_status())));
+        // Names and reasons are ASCII without `%`, so they need no percent-encoding.
+        if let Ok(message) = HeaderValue::try_from(message) {
+            headers.insert(&GRPC_MESSAGE, message);
+        }
+        response
     }
 
     /// Builds the response.
@@ -176,6 +227,31 @@ mod tests {
         }
         assert_eq!(Reject::Forbidden(Rule::OrgRole).body(), r#"{"error":"forbidden","rule":"org_role"}"#);
         assert_eq!(Reject::MethodNotAllowed("POST").into_response().headers()[ALLOW], "POST");
+    }
+
+    #[test]
+    fn grpc_calls_get_a_grpc_status() {
+        let unauthenticated = Reject::Unauthenticated { reason: Reason::SessionTokenMissing, token_sent: false };
+        let cases = [
+            (unauthenticated, 16, "unauthenticated: session-token-missing"),
+            (Reject::Forbidden(Rule::OrgRole), 7, "forbidden: org_role"),
+            (Reject::BadGateway, 14, "bad_gateway"),
+            (Reject::GatewayTimeout, 14, "gateway_timeout"),
+            (Reject::NotFound, 12, "not_found"),
+        ];
+        for (reject, code, message) in cases {
+            let response = reject.into_grpc_response(HeaderValue::from_static("application/grpc+proto"));
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["grpc-status"], code.to_string().as_str());
+            assert_eq!(response.headers()["grpc-message"], message);
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/grpc+proto");
+        }
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(grpc_content_type(&headers), None);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(grpc_content_type(&headers), None);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("Application/gRPC"));
+        assert!(grpc_content_type(&headers).is_some());
     }
 
     #[test]

@@ -371,17 +371,20 @@ impl Requirements {
 /// Where a route forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// `http` or `https`.
+    /// `http` or `https` (`http` for `h2c://` too: the scheme of the requests sent).
     pub scheme: http::uri::Scheme,
     /// Host and port.
     pub authority: http::uri::Authority,
     /// Path prefix on the upstream, without a trailing slash (`""` for none).
     pub base_path: String,
+    /// `h2c://`: HTTP/2 without TLS by prior knowledge (the scheme is then `http`).
+    pub h2c: bool,
 }
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+        let scheme = if self.h2c { "h2c" } else { self.scheme.as_str() };
+        write!(f, "{scheme}://{}{}", self.authority, self.base_path)
     }
 }
 

@@ -213,8 +213,10 @@ fn upstream(text: &str) -> Result<Upstream, String> {
     let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
         return Err(format!("relative URL {text:?}: expected http://host:port"));
     };
+    let h2c = scheme.as_str().eq_ignore_ascii_case("h2c");
+    let scheme = if h2c { &http::uri::Scheme::HTTP } else { scheme };
     if scheme != &http::uri::Scheme::HTTP && scheme != &http::uri::Scheme::HTTPS {
-        return Err(format!("unsupported scheme {scheme}: expected http or https"));
+        return Err(format!("unsupported scheme {scheme}: expected http, https or h2c"));
     }
     if uri.query().is_some() || authority.as_str().contains('@') {
         return Err("an upstream URL has no query string or user info".into());
@@ -223,7 +225,7 @@ fn upstream(text: &str) -> Result<Upstream, String> {
     if !base_path.is_empty() {
         check_route_path(base_path)?;
     }
-    Ok(Upstream { scheme: scheme.clone(), authority: authority.clone(), base_path: base_path.to_owned() })
+    Ok(Upstream { scheme: scheme.clone(), authority: authority.clone(), base_path: base_path.to_owned(), h2c })
 }
 
 /// A route or webhook path must already be in the normal form requests are routed on.

@@ -1,5 +1,6 @@
-//! Sending a request upstream: the pooled client, the upstream URI, and the mapping of
-//! transport failures to 502 / 504 / 413. Bodies stream through untouched.
+//! Sending a request upstream: the pooled clients (HTTP/1.1, h2 or HTTP/1.1 by ALPN over
+//! TLS, h2c by prior knowledge), the upstream URI, and the mapping of transport failures to
+//! 502 / 504 / 413. Bodies, trailers included, stream through untouched.
 
 use std::time::Duration;
 
@@ -14,8 +15,36 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::request_body::{BodyTimeout, BodyTooLarge, RequestBody};
 use crate::config::{Route, Upstream};
 
-/// The upstream client: pooled keep-alive HTTP/1.1, plain or TLS.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+/// One pool of upstream connections.
+pub type Pool = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// The upstream clients, one pool each: which one a request takes depends on its
+/// upstream's scheme and on whether it asks for an upgrade.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    /// `http://` as HTTP/1.1; `https://` as h2 or HTTP/1.1, as the upstream's ALPN picks.
+    negotiated: Pool,
+    /// HTTP/1.1 only, TLS or not: WebSocket upgrades (HTTP/2 has no `Upgrade`) and Clerk.
+    http1: Pool,
+    /// `h2c://`: HTTP/2 without TLS, by prior knowledge (gRPC backends).
+    h2c: Pool,
+}
+
+impl HttpClient {
+    /// The pool for a request to `upstream`; `upgrade` when it asks to switch protocols.
+    pub fn pick(&self, upstream: &Upstream, upgrade: bool) -> &Pool {
+        match (upstream.h2c, upgrade) {
+            (true, _) => &self.h2c,
+            (false, true) => &self.http1,
+            (false, false) => &self.negotiated,
+        }
+    }
+
+    /// The HTTP/1.1 pool.
+    pub fn http1(&self) -> &Pool {
+        &self.http1
+    }
+}
 
 /// Why a request could not be forwarded; `reject` turns each into the gateway's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +66,7 @@ pub enum ForwardError {
 #[error("TLS roots for https upstreams: {0}")]
 pub struct ClientError(#[source] rustls::Error);
 
-/// Builds the one upstream client.
+/// Builds the upstream clients.
 ///
 /// # Errors
 /// `ClientError` when the platform's TLS roots cannot be set up.
@@ -46,17 +75,21 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .map_err(ClientError)?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(512)
-        .build(https))
+    let tls = || hyper_rustls::HttpsConnectorBuilder::new().try_with_platform_verifier().map_err(ClientError);
+    let h1 = tls()?.https_or_http().enable_http1().wrap_connector(http.clone());
+    let alpn = tls()?.https_or_http().enable_http1().enable_http2().wrap_connector(http);
+    let pool = |http2_only: bool, connector: HttpsConnector<HttpConnector>| {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(512)
+            .http2_only(http2_only)
+            .timer(TokioTimer::new())
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            .build(connector)
+    };
+    Ok(HttpClient { negotiated: pool(false, alpn), http1: pool(false, h1.clone()), h2c: pool(true, h1) })
 }
 
 /// The path the upstream receives: the normalized request path, without the route prefix
@@ -93,10 +126,11 @@ fn strip_prefix<'a>(prefix: &str, path: &'a str) -> &'a str {
 /// # Errors
 /// `GatewayTimeout`, `PayloadTooLarge` (body over the limit mid-stream) or `BadGateway`.
 pub async fn send(
-    client: &HttpClient,
+    client: &Pool,
     mut request: Request<RequestBody>,
     timeout: Duration,
 ) -> Result<Response<Incoming>, ForwardError> {
+    // HTTP/1.1 to an HTTP/1.1 connection; an h2 connection sends whatever version as h2.
     *request.version_mut() = Version::HTTP_11;
     match tokio::time::timeout(timeout, client.request(request)).await {
         Err(_) => Err(ForwardError::GatewayTimeout),
@@ -168,6 +202,7 @@ mod tests {
             scheme: uri.scheme().unwrap().clone(),
             authority: uri.authority().unwrap().clone(),
             base_path: uri.path().trim_end_matches('/').into(),
+            h2c: false,
         }
     }
 

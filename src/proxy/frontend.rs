@@ -104,7 +104,7 @@ impl FrontendApiProxy {
         let (mut parts, incoming) = request.into_parts();
         parts.uri = uri;
         let outbound = Request::from_parts(parts, RequestBody::new(incoming, None, self.body_read_timeout));
-        let mut response = send(client, outbound, FAPI_TIMEOUT).await?;
+        let mut response = send(client.http1(), outbound, FAPI_TIMEOUT).await?;
         headers::remove_hop_by_hop(response.headers_mut());
         Ok(response.map(body::stream))
     }

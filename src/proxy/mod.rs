@@ -89,7 +89,8 @@ pub async fn forward(
         RequestBody::new(incoming, target.route.max_body, target.body_read_timeout).counting(target.bytes_in),
     );
     let started = Instant::now();
-    let mut response = forward::send(client, outbound, target.route.timeout).await?;
+    let pool = client.pick(&target.route.upstream, client_upgrade.is_some());
+    let mut response = forward::send(pool, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some((protocol, client_upgrade, hold)) = client_upgrade else {

@@ -1,6 +1,6 @@
 //! The binary itself: `check` on good and bad configs, the shipped example, `run` failures,
-//! `demo`, SIGTERM while a slow request is in flight, and platform roots for HTTPS upstreams
-//! (reloads are `reload.rs`'s).
+//! `demo`, SIGTERM while a slow request is in flight, and platform roots and ALPN for HTTPS
+//! upstreams (reloads are `reload.rs`'s).
 
 use std::io::BufReader;
 use std::net::SocketAddr;
@@ -356,6 +356,12 @@ async fn https_upstreams_are_verified_against_the_platform_roots() {
     let reply = send(addr, get_request("/over-tls", &[])).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.seen_path(), "/over-tls");
+    assert_eq!(reply.echo()["version"], "HTTP/2.0", "an upstream offering h2 by ALPN is spoken to in HTTP/2");
+    // HTTP/2 has no Upgrade: a WebSocket to the same upstream goes over HTTP/1.1.
+    let upgrade =
+        "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n";
+    let switched = raw_head(addr, upgrade.as_bytes()).await;
+    assert_eq!(raw_status(&switched), 101, "{switched}");
     trusting.stop().await;
 
     let strict = run_binary(&config, &[("SSL_CERT_FILE", "/nonexistent")]).await;

@@ -6,6 +6,7 @@ mod chromium;
 mod cli;
 mod common;
 mod durability;
+mod grpc;
 mod harness;
 mod headers;
 mod jwks;

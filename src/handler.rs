@@ -1,6 +1,7 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
 //! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
-//! decide the session (Clerk's browser rules), authorize, then forward. Every gateway answer
+//! answer CORS preflights where a policy applies, decide the session (Clerk's browser
+//! rules), authorize, then forward; the answer gets the policy's CORS headers. Every gateway answer
 //! comes back as a `Reject`, turned into a response in `reject.rs`; every request is counted
 //! and logged here, once.
 
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE};
+use http::header::{CONTENT_LENGTH, HOST, ORIGIN, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
@@ -17,7 +18,8 @@ use crate::auth::{Reason, policy};
 use crate::auth_endpoints;
 use crate::body::Body;
 use crate::browser::{self, Decision};
-use crate::config::{AuthMode, Route};
+use crate::config::{AuthMode, CorsPolicy, Route};
+use crate::cors;
 use crate::identity::Identity;
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
@@ -67,13 +69,19 @@ async fn handle(
         ..AccessRecord::default()
     };
     let grpc = reject::grpc_content_type(request.headers());
-    let mut response = match process(state, client, &peer, request, request_id.clone(), &mut record).await {
+    let origin = request.headers().get(ORIGIN).cloned();
+    let mut cors_policy = state.cors.as_deref();
+    let processed = process(state, client, &peer, request, request_id.clone(), &mut record, &mut cors_policy).await;
+    let mut response = match processed {
         Ok(response) => response,
         Err(reject) => match grpc {
             Some(content_type) => reject.into_grpc_response(content_type),
             None => reject.into_response(),
         },
     };
+    if let Some(policy) = cors_policy {
+        cors::decorate(policy, origin.as_ref(), response.headers_mut());
+    }
     let response_headers = response.headers_mut();
     response_headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     for cookie in record.set_cookies.drain(..) {
@@ -86,13 +94,17 @@ async fn handle(
     response.map(|body| record.log_after(line, body))
 }
 
-async fn process(
-    state: &AppState,
+/// Everything between the request and its answer; `cors_policy` ends as the CORS policy
+/// the answer is to be decorated with (`None` for a path that has none, or an answer that
+/// is already complete).
+async fn process<'s>(
+    state: &'s AppState,
     client: &HttpClient,
     peer: &Peer,
     mut request: Request<Incoming>,
     request_id: HeaderValue,
     record: &mut AccessRecord,
+    cors_policy: &mut Option<&'s CorsPolicy>,
 ) -> Result<Response<Body>, Reject> {
     headers::strip_identity(request.headers_mut(), &state.stripped);
     // Before anything is added: a client must not be able to name our headers in Connection.
@@ -101,12 +113,14 @@ async fn process(
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
     record.path.clone_from(&path);
     if let Some(endpoint) = state.webhook.as_ref().filter(|w| w.path == path) {
+        *cors_policy = None;
         record.route = Some(state.routes.routes().len());
         record.route_name = Some(Arc::from("webhook"));
         let received = record.count_bytes_in();
         return Ok(endpoint.handle(request, &state.users, &state.clock, &state.metrics, &received).await?);
     }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
+        *cors_policy = None;
         record.route_name = Some(Arc::from("frontend-api"));
         return Ok(fapi.forward(client, peer, request, &path).await?);
     }
@@ -114,13 +128,27 @@ async fn process(
         state.auth_endpoints.as_deref().and_then(|prefix| auth_endpoints::AuthEndpoint::at(prefix, &path))
     {
         record.route_name = Some(Arc::from("auth-endpoints"));
+        if let Some(answer) = answer_preflight(cors_policy, &request, record) {
+            return Ok(answer);
+        }
         return auth_endpoints::handle(state, peer, request, endpoint, record).await;
     }
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
-    let route = state.routes.find(host_name.as_deref(), request.method(), &path).ok_or(Reject::NotFound)?;
+    // A preflight belongs to the route of the request it asks about.
+    let asked =
+        cors::is_preflight(request.method(), request.headers()).then(|| cors::requested_method(request.headers()));
+    let route = asked
+        .flatten()
+        .and_then(|method| state.routes.find(host_name.as_deref(), &method, &path))
+        .or_else(|| state.routes.find(host_name.as_deref(), request.method(), &path))
+        .ok_or(Reject::NotFound)?;
     record.route = Some(route.index);
     record.route_name = Some(route.name.clone());
+    *cors_policy = route.cors.as_deref();
+    if let Some(answer) = answer_preflight(cors_policy, &request, record) {
+        return Ok(answer);
+    }
     check_declared_length(request.headers(), route)?;
     authorize(state, peer, &mut request, route, record).await?;
     let target = Target {
@@ -155,7 +183,7 @@ async fn authorize(
     if route.auth == AuthMode::Public {
         return Ok(());
     }
-    if !route.authenticate_preflight && is_preflight(request.method(), request.headers()) {
+    if !route.authenticate_preflight && cors::is_preflight(request.method(), request.headers()) {
         record.auth = "preflight";
         return Ok(());
     }
@@ -254,11 +282,17 @@ fn check_target(request: &Request<Incoming>) -> Result<(), Reject> {
     }
 }
 
-/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
-    method == Method::OPTIONS
-        && headers.contains_key(http::header::ORIGIN)
-        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+/// The gateway's own answer to a preflight when a CORS policy covers the request; it is
+/// complete, so the policy is not applied to it again.
+fn answer_preflight(
+    cors_policy: &mut Option<&CorsPolicy>,
+    request: &Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Option<Response<Body>> {
+    let policy = cors_policy.filter(|_| cors::is_preflight(request.method(), request.headers()))?;
+    *cors_policy = None;
+    record.auth = "preflight";
+    Some(cors::preflight(policy, request.headers()))
 }
 
 /// 413 at once when `Content-Length` already says the body is too large.

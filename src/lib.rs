@@ -16,7 +16,7 @@
 //!   (Clerk's cookie rules, the handshake), `users` (the user directory).
 //! - `auth` (tokens, keys, claims, policy), `proxy` (header surgery, upstream client),
 //!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`,
-//!   `access` (the access log).
+//!   `access` (the access log), `cors` (preflights and `Access-Control-*` headers).
 //! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `metrics`, `cache`,
 //!   `clock`, `ascii`, `clerk_keys`, `signal`, `process`.
 
@@ -33,6 +33,7 @@ pub mod clerk_keys;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod handler;

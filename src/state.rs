@@ -19,7 +19,7 @@ use crate::auth::{Authenticator, ClaimRules};
 use crate::browser::{Browser, Decision};
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, IdentityHeaderNames, KeySource};
+use crate::config::{Config, ConfigError, CorsPolicy, IdentityHeaderNames, KeySource};
 use crate::error::Error;
 use crate::metrics::{Labels, Metrics, RouteMetrics};
 use crate::mirror::{FileError, Mirror};
@@ -36,6 +36,8 @@ use crate::webhook::{Outcome, Refusal, WebhookEndpoint};
 pub struct AppState {
     /// The route table.
     pub routes: RouteTable,
+    /// `[cors]`: the CORS policy of the gateway's own paths and of requests no route takes.
+    pub cors: Option<Arc<CorsPolicy>>,
     /// The per-route series of this route table.
     pub route_metrics: RouteMetrics,
     /// Session verification.
@@ -169,6 +171,7 @@ impl AppState {
         let route_metrics = shared.metrics.route_metrics(&labels, config.webhook.as_ref().map(|w| w.path.as_str()));
         Ok(AppState {
             routes: RouteTable::new(config.routes.clone()),
+            cors: config.cors.clone(),
             route_metrics,
             auth,
             browser,

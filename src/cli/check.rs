@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use crate::Error;
-use crate::config::{self, Config, ConfigError, KeySource, Problems, TlsFiles};
+use crate::config::{self, Config, ConfigError, CorsPolicy, KeySource, OriginPattern, Problems, TlsFiles};
 use crate::tls::{Certificate, TlsError};
 
 /// Loads `path`, probes it, and prints the report.
@@ -128,6 +128,7 @@ pub fn describe(path: &Path, config: &Config, sources: &[(String, String)]) -> S
     if let Some(webhook) = &config.webhook {
         line("webhook", format!("POST {}", webhook.path));
     }
+    line("cors", config.cors.as_deref().map_or_else(|| "(off: preflights are forwarded)".into(), cors_summary));
     let from = |env: bool| -> Vec<String> {
         let picked = sources.iter().filter(|(_, origin)| (origin != "file") == env);
         picked.map(|(key, origin)| if env { format!("{key} ({origin})") } else { key.clone() }).collect()
@@ -141,6 +142,20 @@ pub fn describe(path: &Path, config: &Config, sources: &[(String, String)]) -> S
     out.push('\n');
     out.push_str(&route_table(config));
     out
+}
+
+fn cors_summary(policy: &CorsPolicy) -> String {
+    let origins: Vec<String> = policy
+        .allow_origins
+        .iter()
+        .map(|o| match o {
+            OriginPattern::Any => "*".to_owned(),
+            OriginPattern::Exact(origin) => origin.clone(),
+            OriginPattern::Subdomains { scheme, suffix } => format!("{scheme}*{suffix}"),
+        })
+        .collect();
+    let credentials = if policy.allow_credentials { " (with credentials)" } else { "" };
+    format!("{}{credentials}", origins.join(", "))
 }
 
 fn route_table(config: &Config) -> String {

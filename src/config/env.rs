@@ -85,6 +85,11 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("headers", "auth_status", Text),
     ("auth_endpoints", "enabled", Flag),
     ("auth_endpoints", "prefix", Text),
+    ("cors", "allow_origins", List),
+    ("cors", "allow_credentials", Flag),
+    ("cors", "allow_headers", List),
+    ("cors", "expose_headers", List),
+    ("cors", "max_age", Text),
 ];
 
 /// The variable that overrides `section.key`.
@@ -228,6 +233,7 @@ mod tests {
             ("mirror", fields::<RawMirror>()),
             ("headers", fields::<RawHeaders>()),
             ("auth_endpoints", fields::<RawAuthEndpoints>()),
+            ("cors", fields::<RawCors>()),
         ];
         let mut wanted: Vec<(&str, &str)> =
             sections.iter().flat_map(|(section, keys)| keys.iter().map(move |key| (*section, *key))).collect();

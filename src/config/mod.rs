@@ -6,6 +6,7 @@
 //! file's problems are reported all at once, in the order of the file.
 
 mod build;
+mod cors;
 pub mod env;
 mod expand;
 mod live;

@@ -108,8 +108,51 @@ pub struct Config {
     pub headers: IdentityHeaderNames,
     /// `[auth_endpoints]`: the prefix of `/auth/me`, `/logout`, `/login`; `None` = off.
     pub auth_endpoints: Option<String>,
+    /// `[cors]`: the policy of the gateway's own paths (`/auth/*`, 404s); `None` = off.
+    pub cors: Option<Arc<CorsPolicy>>,
     /// `[[route]]`, in file order; `Route::index` is the position here.
     pub routes: Vec<Route>,
+}
+
+/// The CORS policy of a route (`[cors]` with the route's `cors` table over it): the
+/// gateway answers preflights itself and is the only one to set `Access-Control-*` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// The origins admitted; never empty.
+    pub allow_origins: Vec<OriginPattern>,
+    /// `Access-Control-Allow-Credentials: true` (cookies and `Authorization` may be sent).
+    pub allow_credentials: bool,
+    /// What a preflight's `Access-Control-Allow-Headers` says.
+    pub allow_headers: AllowHeaders,
+    /// `Access-Control-Expose-Headers`, when any are listed.
+    pub expose_headers: Option<http::HeaderValue>,
+    /// `Access-Control-Max-Age` in seconds, when set.
+    pub max_age: Option<http::HeaderValue>,
+}
+
+/// Which origins a CORS policy admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`: any origin (never with credentials; answered as `*`).
+    Any,
+    /// One origin as browsers send it, lowercase: `https://app.example.com`.
+    Exact(String),
+    /// `https://*.example.com`: any subdomain (not the domain itself), same scheme and port.
+    Subdomains {
+        /// `https://`.
+        scheme: String,
+        /// `.example.com`, with `:port` when the pattern has one.
+        suffix: String,
+    },
+}
+
+/// The request headers a preflight may be told are allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowHeaders {
+    /// These (`authorization, content-type` by default).
+    Listed(http::HeaderValue),
+    /// `["*"]`: whatever the preflight asks for.
+    Requested,
 }
 
 /// The proxy listener.
@@ -423,4 +466,6 @@ pub struct Route {
     pub add_request_headers: Vec<(HeaderName, http::HeaderValue)>,
     /// Client headers removed before forwarding.
     pub remove_request_headers: Vec<HeaderName>,
+    /// Its CORS policy, when `[cors]` or its `cors` table admits any origin.
+    pub cors: Option<Arc<CorsPolicy>>,
 }

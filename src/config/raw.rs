@@ -62,8 +62,21 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     #[serde(default)]
     pub auth_endpoints: RawAuthEndpoints,
+    #[serde(default)]
+    pub cors: RawCors,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+}
+
+/// `[cors]`, and a route's `cors = { … }` table (each key it sets replaces the section's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    pub allow_origins: Option<Vec<String>>,
+    pub allow_credentials: Option<bool>,
+    pub allow_headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub max_age: Option<String>,
 }
 
 /// `[server]`: the proxy listener and its timeouts.
@@ -186,6 +199,7 @@ pub struct RawRoute {
     pub claim_headers: Option<toml::Table>,
     pub add_request_headers: Option<toml::Table>,
     pub remove_request_headers: Option<Vec<String>>,
+    pub cors: Option<RawCors>,
 }
 
 /// A route's `require = { … }` table.

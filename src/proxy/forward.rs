@@ -193,6 +193,7 @@ mod tests {
             claim_headers: Vec::new(),
             add_request_headers: Vec::new(),
             remove_request_headers: Vec::new(),
+            cors: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod browser;
 mod chromium;
 mod cli;
 mod common;
+mod cors;
 mod durability;
 mod grpc;
 mod harness;

@@ -2,7 +2,7 @@
 //! ConfigMap's symlink swap) swap the whole config at once; an invalid one is refused with
 //! a line naming the key while the old one serves; restart-only keys are named; requests
 //! under load, an in-flight request and an open WebSocket all survive; a rotated TLS
-//! certificate is what the next TLS client sees.
+//! certificate is what the next TLS client sees; CORS origins change with the file.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -119,6 +119,24 @@ async fn a_rewritten_file_is_picked_up_without_a_signal() {
     let line = running.wait_for_log("configuration reloaded");
     assert!(line.contains("file change"), "{line}");
     assert_eq!(send(running.proxy, get_request("/a", &[])).await.status, 401);
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn cors_origins_follow_a_reload() {
+    let upstream = spawn_upstream().await;
+    let with_origin = |origin: &str| config(upstream, "required").section("cors", "allow_origins", strings(&[origin]));
+    let running = run_binary(&with_origin("https://old.example.com"), &[]).await;
+    let allowed = async |origin: &str| {
+        let reply = send(running.proxy, get_request("/a", &[("origin", origin)])).await;
+        assert_eq!(reply.status, 401);
+        reply.header("access-control-allow-origin").map(str::to_owned)
+    };
+    assert_eq!(allowed("https://old.example.com").await.as_deref(), Some("https://old.example.com"));
+    rewrite(&running, &with_origin("https://new.example.com"));
+    running.wait_for_log("configuration reloaded");
+    assert_eq!(allowed("https://old.example.com").await, None);
+    assert_eq!(allowed("https://new.example.com").await.as_deref(), Some("https://new.example.com"));
     stop(running).await;
 }
 

@@ -23,6 +23,14 @@ pub async fn spawn_server<H: Handler>(handler: H) -> (SocketAddr, oneshot::Sende
     (addr, stop)
 }
 
+/// Serves `handler` on `listener` (bound before the handler could be made) for the rest of
+/// the test.
+pub fn serve_forever_on<H: Handler>(listener: TcpListener, handler: H) -> SocketAddr {
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, quick_options(), handler, std::future::pending::<()>()));
+    addr
+}
+
 /// Serves `handler` for the rest of the test.
 pub async fn spawn_forever<H: Handler>(handler: H) -> SocketAddr {
     let (addr, stop) = spawn_server(handler).await;

@@ -49,6 +49,9 @@ impl Handler for Echo {
             json!({"method": method, "path": path, "version": version, "headers": headers, "body_len": body_len});
         let mut response = Response::new(body::full(echo.to_string()));
         response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        if path.contains("/own-cors") {
+            response.headers_mut().insert("access-control-allow-origin", "*".parse().unwrap());
+        }
         if path.contains("/hop") {
             let h = response.headers_mut();
             h.insert("connection", "x-up-secret".parse().unwrap());

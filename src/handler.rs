@@ -1,9 +1,9 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
 //! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
 //! answer CORS preflights where a policy applies, decide the session (Clerk's browser
-//! rules), authorize, then forward; the answer gets the policy's CORS headers. Every gateway answer
-//! comes back as a `Reject`, turned into a response in `reject.rs`; every request is counted
-//! and logged here, once.
+//! rules), authorize, then forward; the answer gets the policy's CORS headers. Every
+//! gateway answer comes back as a `Reject`, turned into a response in `reject.rs` (a gRPC
+//! status for a gRPC call); every request is counted and logged here, once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines are written by a background thread; the guard flushes them on exit.
-    let _flush_logs = init_logging(cli.log_format);
+    let _flush_logs = init_logging(cli.log_format, cli.default_log_level());
     // One crypto provider for rustls (server, upstream client, reqwest) and jsonwebtoken.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
@@ -20,10 +20,11 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr through a non-blocking writer, so a slow log pipe never stalls a proxy
 /// worker (lines are dropped instead, and counted by tracing-appender). Text is coloured only
-/// when stderr is a terminal; JSON lines carry their fields at the top level.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// when stderr is a terminal; JSON lines carry their fields at the top level. `level` applies
+/// when `RUST_LOG` is not set.
+fn init_logging(format: LogFormat, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -18,6 +18,17 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+impl Cli {
+    /// The log level when `RUST_LOG` does not say: `warn` for a `demo` without `--logs`,
+    /// whose report is the output, else `info`.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Demo { logs: false, .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
 /// Log output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -47,6 +58,10 @@ pub enum Command {
         /// Proxy listener (falls back to a free port if this one is taken).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Show the gateway's log lines on stderr (off by default, so they do not interleave
+        /// with the report; `RUST_LOG` also turns them on).
+        #[arg(long)]
+        logs: bool,
     },
     /// Read the local user mirror (JSON on stdout); safe while the gateway runs.
     Users {

@@ -66,7 +66,7 @@ pub async fn run(listen: SocketAddr) -> Result<(), Error> {
     println!();
     tour(proxy_addr, &samples).await;
     print_curl_lines(proxy_addr, &samples);
-    println!("Serving until Ctrl-C.");
+    println!("Serving until Ctrl-C (log lines are off in the demo: `demo --logs` shows them).");
 
     let result = gateway.await?;
     drop(dir);
@@ -77,6 +77,8 @@ pub async fn run(listen: SocketAddr) -> Result<(), Error> {
 struct Samples {
     valid: String,
     expired: String,
+    /// The `__client_uat` cookie a browser signed in when `valid` was issued would carry.
+    client_uat: u64,
     /// `user.created` for the demo user, delivered by the tour.
     created: SignedDelivery,
     /// `user.updated` for the demo user, printed for pasting.
@@ -132,6 +134,7 @@ impl Samples {
         let ts = i64::try_from(now).unwrap_or(0);
         Ok(Samples {
             valid: key.sign(&claims(now, now + 3600))?,
+            client_uat: now,
             expired: key.sign(&claims(now - 600, now - 540))?,
             created: SignedDelivery::sign(
                 webhook_secret,
@@ -227,7 +230,7 @@ fn print_curl_lines(proxy: SocketAddr, samples: &Samples) {
     println!("  TOKEN={}", samples.valid);
     println!("  EXPIRED={}", samples.expired);
     println!("  curl -s http://{proxy}/api/hello -H \"Authorization: Bearer $TOKEN\"");
-    println!("  curl -s --cookie \"__session=$TOKEN\" http://{proxy}/api/hello");
+    println!("  curl -s --cookie \"__session=$TOKEN; __client_uat={}\" http://{proxy}/api/hello", samples.client_uat);
     println!("  curl -s -i http://{proxy}/api/hello -H \"Authorization: Bearer $EXPIRED\"");
     println!("  curl -s http://{proxy}/ -H \"X-User-Id: user_admin\"");
     println!("  curl -s -i http://{proxy}/admin/ -H \"Authorization: Bearer $TOKEN\"");

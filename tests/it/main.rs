@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod cors;
 mod durability;
+mod examples;
 mod grpc;
 mod harness;
 mod headers;

@@ -59,6 +59,11 @@ impl Reply {
         self.echo()["path"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -1,0 +1,115 @@
+"""Notes: a small FastAPI app behind clerk-gateway.
+
+The app never sees a Clerk token. The gateway in front of it verifies the session, strips
+any identity header a client sent, and adds its own: `X-User-Id`, `X-Session-Id`,
+`X-Org-*`, and from its user mirror `X-User-Email` and `X-User` (a JSON profile). All the
+app does is read them into a typed `User` (`current_user`) and trust them, which is safe
+only because it listens on 127.0.0.1, reachable through the gateway alone.
+
+Run it:  uvicorn app:app --host 127.0.0.1 --port 8000
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException
+from pydantic import BaseModel
+
+app = FastAPI(title="notes")
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in user, as the gateway describes them."""
+
+    id: str
+    session_id: str
+    email: str | None
+    first_name: str | None
+    metadata: dict
+    org_id: str | None
+    org_role: str | None
+    permissions: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.org_role == "org:admin"
+
+
+def current_user(
+    x_user_id: Annotated[str | None, Header()] = None,
+    x_session_id: Annotated[str | None, Header()] = None,
+    x_user_email: Annotated[str | None, Header()] = None,
+    x_user: Annotated[str | None, Header()] = None,
+    x_org_id: Annotated[str | None, Header()] = None,
+    x_org_role: Annotated[str | None, Header()] = None,
+    x_org_permissions: Annotated[str | None, Header()] = None,
+) -> User:
+    """The request's user; 401 without one (on an `optional` or `public` gateway route)."""
+    if not x_user_id:
+        raise HTTPException(status_code=401, detail="sign in first")
+    profile = json.loads(x_user) if x_user else {}
+    return User(
+        id=x_user_id,
+        session_id=x_session_id or "",
+        email=x_user_email,
+        first_name=profile.get("first_name"),
+        metadata=profile.get("public_metadata") or {},
+        org_id=x_org_id,
+        org_role=x_org_role,
+        permissions=tuple(p for p in (x_org_permissions or "").split(",") if p),
+    )
+
+
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """The request's user, who must be an admin of the active organization."""
+    if not user.is_admin:
+        raise HTTPException(status_code=403, detail="admins only")
+    return user
+
+
+class NewNote(BaseModel):
+    text: str
+
+
+NOTES: dict[str, list[dict]] = {}
+
+
+@app.get("/healthz")
+def healthz():
+    return {"ok": True}
+
+
+@app.get("/hello")
+def hello(x_user_id: Annotated[str | None, Header()] = None):
+    """Public: anyone may call it; a signed-in caller is greeted by id."""
+    return {"hello": x_user_id or "guest"}
+
+
+@app.get("/api/me")
+def me(user: Annotated[User, Depends(current_user)]):
+    return {"id": user.id, "session_id": user.session_id, "org_id": user.org_id, "org_role": user.org_role}
+
+
+@app.get("/api/profile")
+def profile(user: Annotated[User, Depends(current_user)]):
+    """What the gateway's mirror knows of the user (fed by Clerk's webhooks)."""
+    return {"email": user.email, "first_name": user.first_name, "plan": user.metadata.get("plan")}
+
+
+@app.get("/api/notes")
+def list_notes(user: Annotated[User, Depends(current_user)]):
+    return {"owner": user.id, "notes": NOTES.get(user.id, [])}
+
+
+@app.post("/api/notes", status_code=201)
+def add_note(note: NewNote, user: Annotated[User, Depends(current_user)]):
+    entry = {"id": len(NOTES.get(user.id, [])) + 1, "text": note.text}
+    NOTES.setdefault(user.id, []).append(entry)
+    return entry
+
+
+@app.get("/api/admin/stats")
+def stats(user: Annotated[User, Depends(admin_user)]):
+    return {"users": len(NOTES), "notes": sum(len(n) for n in NOTES.values()), "by": user.id}

@@ -233,6 +233,35 @@ fn the_example_config_passes_check() {
     assert_eq!(without_env.status.code(), Some(1));
 }
 
+/// The ConfigMap's `gateway.toml`, with its Secret's files and the Deployment's `APP_ORIGIN`
+/// as the pod has them (only the mirror's volume is a temporary directory here).
+#[test]
+fn the_kubernetes_gateway_toml_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        path.display().to_string()
+    };
+    let secret = file("secret_key", "sk_test_kubernetes");
+    let publishable = file("publishable_key", "pk_test_Y2xlcmsuY2xlcmsuZGV2JA");
+    let signing = file("webhook_signing_secret", WEBHOOK_SECRET);
+    let mirror = dir.path().join("mirror.db").display().to_string();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes/base/gateway.toml");
+    let out = gateway(&["check", "-c", config])
+        .env("APP_ORIGIN", "https://notes.example.com")
+        .env("CLERK_GATEWAY_CLERK_SECRET_KEY_FILE", &secret)
+        .env("CLERK_GATEWAY_CLERK_PUBLISHABLE_KEY_FILE", &publishable)
+        .env("CLERK_GATEWAY_WEBHOOK_SIGNING_SECRET_FILE", &signing)
+        .env("CLERK_GATEWAY_MIRROR_PATH", &mirror)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("/api/admin/") && stdout.contains("org_role=org:admin"), "{stdout}");
+    assert!(stdout.contains("0.0.0.0:8080") && stdout.contains("0.0.0.0:9090"), "{stdout}");
+}
+
 #[test]
 fn the_config_path_comes_from_the_flag_the_environment_or_the_directory() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! Verification keys: a PEM key, or a JWKS endpoint whose key set is cached in an
 //! `ArcSwap` (read without locks), refreshed after a 5-minute TTL in the background and on
 //! an unknown `kid` (single-flight, at most once per 30 s). A failed refresh keeps the last
-//! good set. Never verifies tokens or touches requests.
+//! good set. Keys are parsed once, when they load. Never verifies tokens or touches requests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use aws_lc_rs::signature::{self, ParsedPublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use serde::Deserialize;
@@ -29,12 +30,72 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Smallest RSA modulus accepted, in bytes (2048 bits).
 const MIN_MODULUS_BYTES: usize = 256;
 
-/// One verification key and the algorithm it is declared for.
+/// One verification key and the algorithm it is declared for, parsed once when its key
+/// set loads (a verification then costs the RSA operation alone).
 pub struct VerifyKey {
     /// RS256, RS384 or RS512.
     pub alg: Algorithm,
-    /// The public key.
-    pub key: DecodingKey,
+    /// The public key, ready for `alg`.
+    pub key: ParsedPublicKey,
+}
+
+impl VerifyKey {
+    /// The key in `der` (PKCS#1 `RSAPublicKey` or `SubjectPublicKeyInfo`) for `alg`; `None`
+    /// when it is not an RSA public key or `alg` not RS256/384/512. (A signature by a key
+    /// outside 2048 to 8192 bits never verifies.)
+    pub fn new(alg: Algorithm, der: &[u8]) -> Option<VerifyKey> {
+        let scheme = match alg {
+            Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            _ => return None,
+        };
+        ParsedPublicKey::new(scheme, der).ok().map(|key| VerifyKey { alg, key })
+    }
+}
+
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` in DER,
+/// from a JWK's big-endian `n` and `e`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn push_len(out: &mut Vec<u8>, len: usize) {
+        match len {
+            0..=0x7f => out.push(len as u8),
+            0x80..=0xff => out.extend([0x81, len as u8]),
+            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        }
+    }
+    fn integer(magnitude: &[u8]) -> Vec<u8> {
+        let digits: &[u8] = match magnitude.iter().position(|b| *b != 0) {
+            Some(first) => &magnitude[first..],
+            None => &[0],
+        };
+        let pad = digits[0] & 0x80 != 0;
+        let mut out = vec![0x02];
+        push_len(&mut out, digits.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(digits);
+        out
+    }
+    let body = [integer(n), integer(e)].concat();
+    let mut out = vec![0x30];
+    push_len(&mut out, body.len());
+    out.extend(body);
+    out
+}
+
+/// The DER inside a PEM block, whatever its label.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("-----BEGIN "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END "))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// A loaded set of keys.
@@ -51,6 +112,9 @@ pub enum KeyStoreError {
     /// The PEM `jwt_key` is not a usable RSA public key.
     #[error("jwt_key: {0}")]
     Pem(#[source] jsonwebtoken::errors::Error),
+    /// The PEM `jwt_key` parses, but not as an RSA public key aws-lc accepts.
+    #[error("jwt_key: not a usable RSA public key")]
+    Unusable,
 }
 
 /// Why a JWKS fetch failed (for logs; requests only ever see a `Reason`).
@@ -111,10 +175,12 @@ impl KeyStore {
         };
         match source {
             KeySource::Pem(pem) => {
-                let key = DecodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(KeyStoreError::Pem)?;
+                let pem = pem.expose();
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(KeyStoreError::Pem)?;
+                let key = pem_der(pem).and_then(|der| VerifyKey::new(Algorithm::RS256, &der));
                 let set = KeySet {
                     by_kid: HashMap::new(),
-                    any: Some(Arc::new(VerifyKey { alg: Algorithm::RS256, key })),
+                    any: Some(Arc::new(key.ok_or(KeyStoreError::Unusable)?)),
                     loaded_at_ms: i64::MAX,
                 };
                 Ok(store(Some(Arc::new(set)), None))
@@ -324,8 +390,9 @@ fn parse_jwk(jwk: &serde_json::Value) -> Option<(String, Arc<VerifyKey>)> {
         tracing::warn!(kid, "ignoring a JWKS key shorter than 2048 bits");
         return None;
     }
-    let key = DecodingKey::from_rsa_components(n, e).ok()?;
-    Some((kid.to_owned(), Arc::new(VerifyKey { alg, key })))
+    let exponent = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(e).ok()?;
+    let key = VerifyKey::new(alg, &rsa_public_key_der(&modulus, &exponent))?;
+    Some((kid.to_owned(), Arc::new(key)))
 }
 
 #[cfg(test)]
@@ -336,6 +403,25 @@ mod tests {
     fn modulus(bytes: usize) -> String {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0xC5; bytes])
+    }
+
+    #[test]
+    fn jwk_components_become_pkcs1_der() {
+        let der = rsa_public_key_der(&[0x00, 0x80, 0x01], &[0x01, 0x00, 0x01]);
+        assert_eq!(der, [0x30, 0x0a, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x03, 0x01, 0x00, 0x01]);
+        let long = rsa_public_key_der(&[0x7f; 300], &[0x03]);
+        assert_eq!(&long[..8], &[0x30, 0x82, 0x01, 0x33, 0x02, 0x82, 0x01, 0x2c], "long-form lengths");
+        // The fixture's PEM (SubjectPublicKeyInfo) and the same key as JWK components agree.
+        let pem =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rsa_a.pub.pem")).unwrap();
+        let spki = pem_der(&pem).unwrap();
+        let pkcs1 = &spki[spki.len() - 270..];
+        assert_eq!(&pkcs1[..4], &[0x30, 0x82, 0x01, 0x0a], "a 2048-bit RSAPublicKey ends the SPKI");
+        let (n, e) = (&pkcs1[9..9 + 256], &pkcs1[pkcs1.len() - 3..]);
+        assert_eq!(rsa_public_key_der(n, e), pkcs1);
+        assert!(VerifyKey::new(Algorithm::RS256, &spki).is_some() && VerifyKey::new(Algorithm::RS256, pkcs1).is_some());
+        assert!(VerifyKey::new(Algorithm::RS256, b"not der").is_none());
+        assert!(VerifyKey::new(Algorithm::HS256, &spki).is_none(), "RSA algorithms only");
     }
 
     #[test]

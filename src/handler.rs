@@ -136,10 +136,10 @@ async fn process<'s>(
     let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
     let host_name = host.as_deref().map(headers::host_without_port);
     // A preflight belongs to the route of the request it asks about.
-    let asked =
-        cors::is_preflight(request.method(), request.headers()).then(|| cors::requested_method(request.headers()));
+    let asked = cors::is_preflight(request.method(), request.headers())
+        .then(|| cors::requested_method(request.headers()))
+        .flatten();
     let route = asked
-        .flatten()
         .and_then(|method| state.routes.find(host_name.as_deref(), &method, &path))
         .or_else(|| state.routes.find(host_name.as_deref(), request.method(), &path))
         .ok_or(Reject::NotFound)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::signature::{self, ParsedPublicKey};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -109,10 +109,8 @@ struct KeySet {
 /// Why the key store could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
-    /// The PEM `jwt_key` is not a usable RSA public key.
-    #[error("jwt_key: {0}")]
-    Pem(#[source] jsonwebtoken::errors::Error),
-    /// The PEM `jwt_key` parses, but not as an RSA public key aws-lc accepts.
+    /// The PEM `jwt_key` is not an RSA public key aws-lc accepts (the config has already
+    /// checked it, so this is a key built elsewhere).
     #[error("jwt_key: not a usable RSA public key")]
     Unusable,
 }
@@ -157,7 +155,7 @@ impl KeyStore {
     /// Builds the store; a PEM source is loaded at once, a JWKS source by `load_until_ready`.
     ///
     /// # Errors
-    /// `KeyStoreError::Pem` when the PEM key cannot be parsed.
+    /// `KeyStoreError::Unusable` when the PEM key is not a usable RSA public key.
     pub fn new(
         source: &KeySource,
         client: reqwest::Client,
@@ -175,9 +173,7 @@ impl KeyStore {
         };
         match source {
             KeySource::Pem(pem) => {
-                let pem = pem.expose();
-                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(KeyStoreError::Pem)?;
-                let key = pem_der(pem).and_then(|der| VerifyKey::new(Algorithm::RS256, &der));
+                let key = pem_der(pem.expose()).and_then(|der| VerifyKey::new(Algorithm::RS256, &der));
                 let set = KeySet {
                     by_kid: HashMap::new(),
                     any: Some(Arc::new(key.ok_or(KeyStoreError::Unusable)?)),

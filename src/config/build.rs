@@ -41,9 +41,9 @@ const STAND_IN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFI
 pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Config {
     let upstream_timeout =
         p.ok(timeout("server.upstream_timeout", raw.server.upstream_timeout.as_deref(), secs(30))).unwrap_or(secs(30));
-    let section_cors = cors::keys("cors", raw.cors, p);
+    let cors = cors::section(raw.cors, p);
     let config = Config {
-        cors: cors::policy(&section_cors, None, p),
+        cors: cors.policy.clone(),
         server: server(raw.server, p),
         admin: admin(raw.admin, p),
         clerk: clerk(raw.clerk, env, p),
@@ -51,7 +51,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Con
         mirror: mirror(raw.mirror, p),
         headers: headers(raw.headers, p),
         auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
-        routes: routes(raw.routes, upstream_timeout, &section_cors, p),
+        routes: routes(raw.routes, upstream_timeout, &cors, p),
     };
     across_sections(&config, p);
     config

@@ -14,9 +14,34 @@ use super::values::duration;
 
 const EMPTY: HeaderValue = HeaderValue::from_static("");
 
+/// `[cors]`: its keys, for routes' tables to go over, and the policy they make on their own.
+pub(super) struct Section {
+    keys: CorsKeys,
+    /// The section's policy: the gateway's own paths', and every route's without a table.
+    pub policy: Option<Arc<CorsPolicy>>,
+}
+
+/// Reads `[cors]`, noting each bad value.
+pub(super) fn section(raw: RawCors, p: &mut Problems) -> Section {
+    let keys = keys("cors", raw, p);
+    let policy = policy(&keys, None, p);
+    Section { keys, policy }
+}
+
+impl Section {
+    /// The policy of the route whose `cors` table (at `at`) is `table`: the section's own,
+    /// shared, when it has none.
+    pub(super) fn for_route(&self, at: &str, table: Option<RawCors>, p: &mut Problems) -> Option<Arc<CorsPolicy>> {
+        match table {
+            None => self.policy.clone(),
+            Some(table) => policy(&self.keys, Some(&keys(at, table, p)), p),
+        }
+    }
+}
+
 /// The keys one table sets, checked; unset keys are `None`.
 #[derive(Debug, Default)]
-pub(super) struct CorsKeys {
+struct CorsKeys {
     /// Where the table is (`cors`, `route[2].cors`), for problems found when merging.
     at: String,
     origins: Option<Vec<OriginPattern>>,
@@ -27,7 +52,7 @@ pub(super) struct CorsKeys {
 }
 
 /// Reads the table at `at`, noting each bad value.
-pub(super) fn keys(at: &str, raw: RawCors, p: &mut Problems) -> CorsKeys {
+fn keys(at: &str, raw: RawCors, p: &mut Problems) -> CorsKeys {
     let key = |name: &str| format!("{at}.{name}");
     let origins = raw.allow_origins.map(|list| {
         let each = list.iter().enumerate();
@@ -50,7 +75,7 @@ pub(super) fn keys(at: &str, raw: RawCors, p: &mut Problems) -> CorsKeys {
 }
 
 /// The policy of `section` with `route`'s keys over it; `None` when no origin is admitted.
-pub(super) fn policy(section: &CorsKeys, route: Option<&CorsKeys>, p: &mut Problems) -> Option<Arc<CorsPolicy>> {
+fn policy(section: &CorsKeys, route: Option<&CorsKeys>, p: &mut Problems) -> Option<Arc<CorsPolicy>> {
     let pick = |get: fn(&CorsKeys) -> bool| route.filter(|r| get(r)).unwrap_or(section);
     let origins = pick(|k| k.origins.is_some()).origins.clone().unwrap_or_default();
     let credentials = pick(|k| k.credentials.is_some());

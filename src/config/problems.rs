@@ -52,6 +52,9 @@ impl Problems {
     /// as a value that came from the environment, after the rest), or `None` if there are none.
     pub fn in_file_order(self, text: &str) -> Option<ConfigErrors> {
         let mut found = self.found;
+        if found.is_empty() {
+            return None; // a sound file is not parsed again
+        }
         if let Ok(document) = DeTable::parse(text) {
             let root = DeValue::Table(document.into_inner());
             // Stable: problems at the same place keep the order they were found in.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Method, Uri};
 
-use super::cors::{self, CorsKeys};
+use super::cors;
 use super::model::{AuthMode, ConfigError, Requirements, Route, Upstream};
 use super::problems::Problems;
 use super::raw::{RawRequire, RawRoute};
@@ -14,7 +14,12 @@ use super::values::{size_value, timeout};
 
 /// The routes, each checked key by key; a route with a problem is left out (and so not
 /// compared with the others).
-pub(super) fn routes(raw: Vec<RawRoute>, default_timeout: Duration, cors: &CorsKeys, p: &mut Problems) -> Vec<Route> {
+pub(super) fn routes(
+    raw: Vec<RawRoute>,
+    default_timeout: Duration,
+    cors: &cors::Section,
+    p: &mut Problems,
+) -> Vec<Route> {
     let routes: Vec<Route> =
         raw.into_iter().enumerate().filter_map(|(i, r)| route(i, r, default_timeout, cors, p)).collect();
     for (i, a) in routes.iter().enumerate() {
@@ -38,7 +43,13 @@ fn overlaps(a: &Route, b: &Route) -> bool {
     pa.eq_ignore_ascii_case(pb) && a.host == b.host && methods_overlap
 }
 
-fn route(index: usize, raw: RawRoute, default_timeout: Duration, cors: &CorsKeys, p: &mut Problems) -> Option<Route> {
+fn route(
+    index: usize,
+    raw: RawRoute,
+    default_timeout: Duration,
+    cors: &cors::Section,
+    p: &mut Problems,
+) -> Option<Route> {
     let before = p.count();
     let at = |key: &str| format!("route[{index}].{key}");
     let required = |key: &str, value: Option<String>| value.ok_or_else(|| ConfigError::new(at(key), "required"));
@@ -77,10 +88,7 @@ fn route(index: usize, raw: RawRoute, default_timeout: Duration, cors: &CorsKeys
         add_request_headers: p
             .take(added_headers(&at("add_request_headers"), raw.add_request_headers.unwrap_or_default())),
         remove_request_headers: p.take(removed_headers(&at("remove_request_headers"), raw.remove_request_headers)),
-        cors: {
-            let own = raw.cors.map(|table| cors::keys(&at("cors"), table, p));
-            cors::policy(cors, own.as_ref(), p)
-        },
+        cors: cors.for_route(&at("cors"), raw.cors, p),
         upstream: upstream?,
         name: name?,
         path: path?,

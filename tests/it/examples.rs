@@ -8,10 +8,9 @@
 //! example's `npm ci` (`.ci/run` installs both and sets `CI_REQUIRE_EXAMPLES=1`); elsewhere a
 //! missing one is reported as skipped.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,33 +36,8 @@ fn available(what: &str, ok: bool) -> bool {
     ok
 }
 
-/// An example app server, killed when dropped.
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl App {
-    /// Starts `command` and reads the port from the first line it prints.
-    fn start(mut command: Command) -> App {
-        let mut child = command.stdout(Stdio::piped()).spawn().expect("the app starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-        let port = port.unwrap_or_else(|| panic!("the app printed its port, not {line:?}"));
-        App { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The gateway binary on the example's own `gateway.toml`, in front of `app`.
-async fn gateway_for(name: &str, app: &App) -> Running {
+async fn gateway_for(name: &str, app: &ChildServer) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mirror = dir.path().join("mirror.db").display().to_string();
     let upstream = format!("http://{}", app.addr);
@@ -162,15 +136,14 @@ async fn the_notes_api_behind_the_gateway(gw: SocketAddr, app: SocketAddr) {
 
 #[tokio::test]
 async fn the_fastapi_example_works_behind_the_gateway() {
-    let python = std::env::var("CLERK_GATEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has = Command::new(&python).args(["-c", "import fastapi, uvicorn"]).output();
-    if !available("a Python with fastapi and uvicorn", has.is_ok_and(|o| o.status.success())) {
+    let (python, has) = test_python("fastapi, uvicorn");
+    if !available("a Python with fastapi and uvicorn", has) {
         return;
     }
     let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/examples/uvicorn_on_free_port.py");
     let mut command = Command::new(&python);
     command.arg(launcher).arg(example("fastapi"));
-    let app = App::start(command);
+    let app = ChildServer::start(command);
     let running = gateway_for("fastapi", &app).await;
     the_notes_api_behind_the_gateway(running.proxy, app.addr).await;
     assert_eq!(running.stop().await, Some(0));
@@ -185,7 +158,7 @@ async fn the_express_example_works_behind_the_gateway_with_sse_and_a_websocket()
     }
     let mut command = Command::new("node");
     command.arg("server.js").current_dir(example("express")).env("PORT", "0");
-    let app = App::start(command);
+    let app = ChildServer::start(command);
     let running = gateway_for("express", &app).await;
     the_notes_api_behind_the_gateway(running.proxy, app.addr).await;
 

@@ -5,8 +5,7 @@
 //! Needs Python with grpcio (`.ci/run` makes a venv, sets `CLERK_GATEWAY_TEST_PYTHON` to it
 //! and `CI_REQUIRE_GRPC=1`); elsewhere the grpcio test says it was skipped.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bytes::Bytes;
 use clerk_gateway::body::Body;
@@ -22,42 +21,12 @@ const ECHO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py");
 
 /// The Python that has grpcio, or `None` (the test is then skipped, unless CI requires it).
 fn python() -> Option<String> {
-    let python = std::env::var("CLERK_GATEWAY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python).args(["-c", "import grpc"]).output().is_ok_and(|o| o.status.success());
+    let (python, ok) = test_python("grpc");
     if !ok {
         assert!(std::env::var_os("CI_REQUIRE_GRPC").is_none(), "CI_REQUIRE_GRPC is set but {python} has no grpcio");
         eprintln!("SKIPPED: {python} cannot import grpc (pip install grpcio); .ci/run runs this test");
     }
     ok.then_some(python)
-}
-
-/// The grpcio echo server, stopped when dropped (its stdin closes).
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
-
-impl GrpcServer {
-    fn start(python: &str) -> GrpcServer {
-        let mut child = Command::new(python)
-            .args([ECHO, "serve"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("the server printed its port, not {line:?}"));
-        GrpcServer { child, port }
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One grpcio call through the gateway: the status, details, messages and trailers.
@@ -74,9 +43,11 @@ async fn call(python: &str, gateway: std::net::SocketAddr, service: &str, method
 #[tokio::test]
 async fn grpcio_calls_pass_through_h2c_and_refusals_are_grpc_statuses() {
     let Some(python) = python() else { return };
-    let server = GrpcServer::start(&python);
+    let mut serve = Command::new(&python);
+    serve.args([ECHO, "serve"]);
+    let server = ChildServer::start(serve);
     let jwks = FakeJwks::with_key_a().await;
-    let backend = format!("h2c://127.0.0.1:{}", server.port);
+    let backend = format!("h2c://{}", server.addr);
     let dead = format!("h2c://{}", closed_port().await);
     let config = TestConfig::new()
         .clerk("jwks_url", jwks.url())

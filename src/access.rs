@@ -4,6 +4,7 @@
 //! with the bytes that passed each way. It also carries the `Set-Cookie` values the session
 //! decision wants on the answer, whatever the answer turns out to be; those are never logged.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{Body, BoxError};
 use crate::identity::Identity;
+use crate::log_line::{self, Line};
 use crate::metrics::{InFlightRequest, RouteMetrics};
 
 /// What the access log (and the request metrics) learn about a request as it goes.
@@ -74,27 +76,112 @@ impl AccessRecord {
     }
 
     fn write(&self, line: &LineFacts, bytes_out: u64) {
+        if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            return;
+        }
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let identity = self.identity.as_deref();
-        tracing::info!(
-            target: "clerk_gateway::access",
-            method = %line.method,
-            path = %self.path,
-            route = self.route_name.as_deref().unwrap_or("-"),
-            status = line.status,
-            duration_us = micros(line.started.elapsed()),
-            upstream_us = self.upstream.map(micros),
-            bytes_in = self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
+        let fields = Fields {
+            method: line.method.as_str(),
+            path: &self.path,
+            route: self.route_name.as_deref().unwrap_or("-"),
+            status: line.status,
+            duration_us: micros(line.started.elapsed()),
+            upstream_us: self.upstream.map(micros),
+            bytes_in: self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
             bytes_out,
+            client: self.client,
+            user_id: identity.map(|i| i.user_id.as_str()),
+            session_id: identity.map(|i| i.session_id.as_str()),
+            request_id: line.request_id.to_str().unwrap_or("-"),
+            auth: self.auth,
+            reason: self.reason,
+        };
+        match log_line::sink() {
+            Some(sink) => sink.info(TARGET, "request", |l| fields.write_to(l)),
+            None => fields.trace(),
+        }
+    }
+}
+
+/// The access log's target.
+const TARGET: &str = "clerk_gateway::access";
+
+/// One access line's fields, in the order they are written.
+struct Fields<'a> {
+    method: &'a str,
+    path: &'a str,
+    route: &'a str,
+    status: u16,
+    duration_us: u64,
+    upstream_us: Option<u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    client: Option<IpAddr>,
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    request_id: &'a str,
+    auth: &'a str,
+    reason: &'a str,
+}
+
+impl Fields<'_> {
+    /// Into a hand-formatted line (the binary's log).
+    fn write_to(&self, l: &mut Line<'_>) {
+        l.bare("method", self.method);
+        l.bare("path", self.path);
+        l.str("route", self.route);
+        l.u64("status", u64::from(self.status));
+        l.u64("duration_us", self.duration_us);
+        if let Some(upstream) = self.upstream_us {
+            l.u64("upstream_us", upstream);
+        }
+        l.u64("bytes_in", self.bytes_in);
+        l.u64("bytes_out", self.bytes_out);
+        if let Some(client) = self.client {
+            let mut text = [0u8; 48];
+            l.bare("client", ip_text(client, &mut text));
+        }
+        if let Some(user_id) = self.user_id {
+            l.str("user_id", user_id);
+        }
+        if let Some(session_id) = self.session_id {
+            l.str("session_id", session_id);
+        }
+        l.str("request_id", self.request_id);
+        l.str("auth", self.auth);
+        l.str("reason", self.reason);
+    }
+
+    /// As a `tracing` event (no sink installed: a library user, the in-process tests).
+    fn trace(&self) {
+        tracing::info!(
+            target: TARGET,
+            method = %self.method,
+            path = %self.path,
+            route = self.route,
+            status = self.status,
+            duration_us = self.duration_us,
+            upstream_us = self.upstream_us,
+            bytes_in = self.bytes_in,
+            bytes_out = self.bytes_out,
             client = self.client.map(tracing::field::display),
-            user_id = identity.map(|i| i.user_id.as_str()),
-            session_id = identity.map(|i| i.session_id.as_str()),
-            request_id = line.request_id.to_str().unwrap_or("-"),
+            user_id = self.user_id,
+            session_id = self.session_id,
+            request_id = self.request_id,
             auth = self.auth,
             reason = self.reason,
             "request"
         );
     }
+}
+
+/// `ip` as text, written into `buffer` without allocating.
+fn ip_text(ip: IpAddr, buffer: &mut [u8; 48]) -> &str {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = write!(cursor, "{ip}");
+    let end = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buffer[..end]).unwrap_or("-")
 }
 
 /// What the handler knows of a request besides the record.

@@ -38,6 +38,7 @@ pub mod demo;
 pub mod error;
 pub mod handler;
 pub mod identity;
+pub mod log_line;
 pub mod metrics;
 pub mod mirror;
 pub mod path;

@@ -93,9 +93,8 @@ impl Authenticator {
         if token.len() > token::MAX_TOKEN_BYTES {
             return Err(Reason::TokenInvalid);
         }
-        let key = cache::key_of(token);
         let now_ms = self.clock.now_ms();
-        if let Some(identity) = self.cache.get(&key, now_ms) {
+        if let Some(identity) = self.cache.get(token, now_ms) {
             self.metrics.token_cache(true);
             return Ok(identity);
         }
@@ -104,7 +103,7 @@ impl Authenticator {
         let verify_key = self.keys.resolve(parsed.kid.as_deref()).await?;
         token::verify_signature(&parsed, &verify_key)?;
         let identity = claims::check(&parsed.claims, &self.rules, self.clock.now_ms())?;
-        self.cache.insert(key, identity.clone(), now_ms);
+        self.cache.insert(token, identity.clone());
         Ok(identity)
     }
 }

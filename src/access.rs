@@ -178,9 +178,28 @@ impl Fields<'_> {
 
 /// `ip` as text, written into `buffer` without allocating.
 fn ip_text(ip: IpAddr, buffer: &mut [u8; 48]) -> &str {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = write!(cursor, "{ip}");
-    let end = usize::try_from(cursor.position()).unwrap_or(0);
+    let end = match ip.to_canonical() {
+        // The common case without the formatting machinery.
+        IpAddr::V4(v4) => {
+            let mut end = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buffer[end] = b'.';
+                    end += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(octet).as_bytes();
+                buffer[end..end + digits.len()].copy_from_slice(digits);
+                end += digits.len();
+            }
+            end
+        }
+        v6 => {
+            let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+            let _ = write!(cursor, "{v6}");
+            usize::try_from(cursor.position()).unwrap_or(0)
+        }
+    };
     std::str::from_utf8(&buffer[..end]).unwrap_or("-")
 }
 
@@ -247,5 +266,25 @@ impl HttpBody for Logged {
 impl Drop for Logged {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_text;
+
+    #[test]
+    fn addresses_are_written_as_text() {
+        let mut buffer = [0u8; 48];
+        for (ip, text) in [
+            ("203.0.113.7", "203.0.113.7"),
+            ("0.0.0.0", "0.0.0.0"),
+            ("255.255.255.255", "255.255.255.255"),
+            ("::ffff:10.0.0.1", "10.0.0.1"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        ] {
+            assert_eq!(ip_text(ip.parse().unwrap(), &mut buffer), text);
+        }
     }
 }

@@ -2,14 +2,12 @@
 //! through the mirror's writer reaches its file, not draining) and `/metrics` (Prometheus
 //! text). No auth, no routing, no proxying.
 
-use std::net::SocketAddr;
-
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::server::Handler;
+use crate::server::{Handler, Remote};
 use crate::state::Current;
 
 /// The admin listener's handler.
@@ -26,7 +24,7 @@ impl AdminHandler {
 }
 
 impl Handler for AdminHandler {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into());
         }

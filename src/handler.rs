@@ -5,7 +5,6 @@
 //! gateway answer comes back as a `Reject`, turned into a response in `reject.rs` (a gRPC
 //! status for a gRPC call); every request is counted and logged here, once.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::{self, Reject};
-use crate::server::Handler;
+use crate::server::{Handler, Remote};
 use crate::session::decide_session;
 use crate::state::{AppState, Current};
 use crate::users;
@@ -46,22 +45,18 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    async fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         // The whole request, response body included, runs on the configuration it began on.
         let state = self.current.load_full();
-        handle(&state, &self.client, peer, request).await
+        handle(&state, &self.client, remote, request).await
     }
 }
 
-async fn handle(
-    state: &AppState,
-    client: &HttpClient,
-    peer_addr: SocketAddr,
-    request: Request<Incoming>,
-) -> Response<Body> {
+async fn handle(state: &AppState, client: &HttpClient, remote: &Remote, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let in_flight = state.metrics.request_started();
-    let peer = Peer { ip: peer_addr.ip(), trusted: state.is_trusted(peer_addr.ip()), scheme: state.scheme };
+    let ip = remote.addr.ip();
+    let peer = Peer { ip, address: remote.address.clone(), trusted: state.is_trusted(ip), scheme: state.scheme };
     let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
     let mut record = AccessRecord {
@@ -106,9 +101,8 @@ async fn process<'s>(
     record: &mut AccessRecord,
     cors_policy: &mut Option<&'s CorsPolicy>,
 ) -> Result<Response<Body>, Reject> {
-    headers::strip_identity(request.headers_mut(), &state.stripped);
     // Before anything is added: a client must not be able to name our headers in Connection.
-    let upgrade = headers::remove_hop_by_hop(request.headers_mut());
+    let upgrade = headers::sanitize_request(request.headers_mut(), &state.stripped, peer.trusted);
     check_target(&request)?;
     let path = path::normalize(request.uri().path()).map_err(|_| Reject::BadRequest("invalid-path"))?.into_owned();
     record.path.clone_from(&path);

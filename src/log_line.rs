@@ -158,38 +158,42 @@ impl<'a> Line<'a> {
 
 /// `s` as a JSON string.
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0..0x20 | 0x7f => {
-                out.extend_from_slice(b"\\u00");
-                out.extend_from_slice(&hex_pair(b));
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
+    escaped(out, s, |out, b| {
+        out.extend_from_slice(b"\\u00");
+        out.extend_from_slice(&hex_pair(b));
+    });
 }
 
 /// `s` quoted the way `{:?}` quotes a string, control characters escaped.
 fn quoted(out: &mut Vec<u8>, s: &str) {
+    escaped(out, s, |out, b| {
+        out.extend_from_slice(b"\\u{");
+        out.extend_from_slice(&hex_pair(b));
+        out.push(b'}');
+    });
+}
+
+/// `s` in double quotes with `"`, `\` and newlines escaped and every other control byte
+/// written by `control`; runs that need no escape are copied whole.
+fn escaped(out: &mut Vec<u8>, s: &str, control: impl Fn(&mut Vec<u8>, u8)) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for &b in s.as_bytes() {
+    let mut clean = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f {
+            continue;
+        }
+        out.extend_from_slice(&bytes[clean..i]);
+        clean = i + 1;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
-            0..0x20 | 0x7f => {
-                out.extend_from_slice(b"\\u{");
-                out.extend_from_slice(&hex_pair(b));
-                out.push(b'}');
-            }
-            _ => out.push(b),
+            _ => control(out, b),
         }
     }
+    out.extend_from_slice(&bytes[clean..]);
     out.push(b'"');
 }
 

@@ -226,8 +226,19 @@ impl AppState {
     /// A fresh request id: a per-process random prefix and a counter, as 32 hex digits.
     pub fn new_request_id(&self) -> HeaderValue {
         let n = self.process.request_counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{:016x}{n:016x}", self.process.request_id_prefix))
-            .unwrap_or_else(|_| HeaderValue::from_static("0"))
+        let mut id = [0u8; 32];
+        hex_into(&mut id[..16], self.process.request_id_prefix);
+        hex_into(&mut id[16..], n);
+        // One allocation that the id's copies (request, response, access log) share.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id)).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+/// Writes `n` as lowercase hex, zero-padded to fill `out` (16 bytes for a `u64`).
+fn hex_into(out: &mut [u8], n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().rev().enumerate() {
+        *byte = DIGITS[((n >> (4 * i)) & 0xf) as usize];
     }
 }
 
@@ -294,4 +305,20 @@ fn random_u64() -> u64 {
     // A fixed prefix only makes ids less unique across processes; it is not a secret.
     let _ = aws_lc_rs::rand::fill(&mut bytes);
     u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_into;
+
+    #[test]
+    fn ids_are_zero_padded_lowercase_hex() {
+        let mut out = [0u8; 16];
+        hex_into(&mut out, 0xabc);
+        assert_eq!(&out, b"0000000000000abc");
+        hex_into(&mut out, u64::MAX);
+        assert_eq!(&out, b"ffffffffffffffff");
+        hex_into(&mut out, 0x0123_4567_89ab_cdef);
+        assert_eq!(&out, b"0123456789abcdef");
+    }
 }

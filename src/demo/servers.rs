@@ -2,14 +2,13 @@
 //! that answers with the method, path and headers it received.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::server::Handler;
+use crate::server::{Handler, Remote};
 
 /// Serves one fixed JSON document at every path.
 #[derive(Clone)]
@@ -25,7 +24,7 @@ impl JwksServer {
 }
 
 impl Handler for JwksServer {
-    async fn call(&self, _peer: SocketAddr, _request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, _request: Request<Incoming>) -> Response<Body> {
         body::json(http::StatusCode::OK, self.document.as_str().to_owned())
     }
 }
@@ -35,7 +34,7 @@ impl Handler for JwksServer {
 pub struct EchoUpstream;
 
 impl Handler for EchoUpstream {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         let mut headers: BTreeMap<&str, String> = BTreeMap::new();
         for (name, value) in request.headers() {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();

@@ -41,28 +41,54 @@ fn hop_by_hop() -> [&'static HeaderName; 9] {
     ]
 }
 
-/// Removes hop-by-hop headers: every name listed in `Connection`, then the fixed set.
-/// Returns the `Upgrade` value when the message asked for a protocol upgrade.
+/// Removes a response's hop-by-hop headers: the fixed set and every name `Connection`
+/// lists. Returns the `Upgrade` value when the message asked for a protocol upgrade.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
-    let mut upgrade_requested = false;
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| {
-            let token = token.trim();
-            upgrade_requested |= token.eq_ignore_ascii_case("upgrade");
-            HeaderName::from_bytes(token.as_bytes()).ok()
-        })
-        .collect();
-    let upgrade = headers.get(UPGRADE).filter(|_| upgrade_requested).cloned();
+    sweep(headers, |_| false)
+}
+
+/// The one pass over a request's headers, before the gateway adds any: removes the
+/// hop-by-hop ones (so a client cannot name the gateway's headers in `Connection`), every
+/// copy and spelling of an `identity` header (see `is_identity`), and, unless the peer is a
+/// trusted proxy, every forwarding claim (see `is_forwarding_claim`). Returns the `Upgrade`
+/// value when the client asked for a protocol upgrade.
+pub fn sanitize_request(headers: &mut HeaderMap, identity: &[HeaderName], trusted_peer: bool) -> Option<HeaderValue> {
+    sweep(headers, |name| is_identity(name, identity) || (!trusted_peer && is_forwarding_claim(name)))
+}
+
+/// Removes the hop-by-hop headers and every other name `doomed` holds for, walking the
+/// names once and allocating only for a name outside the fixed hop-by-hop set. `TE:
+/// trailers` survives (RFC 9110 §10.1.4).
+fn sweep(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) -> Option<HeaderValue> {
+    let fixed = hop_by_hop();
+    let connection = headers.get_all(CONNECTION);
+    let listed = |name: &str| {
+        connection
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(name))
+    };
+    let upgrade = headers.get(UPGRADE).filter(|_| listed("upgrade")).cloned();
     let wants_trailers = headers
         .get_all(TE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
-    for name in listed.iter().chain(hop_by_hop()) {
+    let (mut present, mut others) = (0u16, Vec::new());
+    for name in headers.keys() {
+        if let Some(i) = fixed.iter().position(|f| *f == name) {
+            present |= 1 << i;
+        } else if listed(name.as_str()) || doomed(name.as_str()) {
+            others.push(name.clone());
+        }
+    }
+    for (i, name) in fixed.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
+    }
+    for name in others {
         headers.remove(name);
     }
     if wants_trailers {
@@ -94,28 +120,23 @@ pub fn merge_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every one of `names` (the identity headers and any a route fills from claims),
-/// every copy, whatever its case, and every underscore spelling of one of them or of a
-/// forwarding header: CGI-style backends (WSGI, Rack, PHP) read `X_User_Id` as `X-User-Id`.
-pub fn strip_identity(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        headers.remove(name);
-    }
-    if !headers.keys().any(|k| k.as_str().contains('_')) {
-        return;
-    }
-    let aliases: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .filter(|k| {
-            let dashed = k.as_str().replace('_', "-");
-            names.iter().any(|n| n.as_str() == dashed) || MANAGED.contains(&dashed.as_str())
-        })
-        .cloned()
-        .collect();
-    for alias in aliases {
-        headers.remove(alias);
-    }
+/// Whether `name` is one of `names` (the identity headers and any a route fills from
+/// claims) or an underscore spelling of one of them or of a header the gateway manages:
+/// CGI-style backends (WSGI, Rack, PHP) read `X_User_Id` as `X-User-Id`.
+fn is_identity(name: &str, names: &[HeaderName]) -> bool {
+    names.iter().any(|n| dashed_eq(name, n.as_str()))
+        || (name.contains('_') && MANAGED.iter().any(|m| dashed_eq(name, m)))
+}
+
+/// Whether `name` reads as `wanted` when its `_` are read as `-` (both lowercase).
+fn dashed_eq(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len() && dashed_prefix(name, wanted)
+}
+
+/// Whether `name` starts with `wanted`, reading `_` in `name` as `-`.
+fn dashed_prefix(name: &str, wanted: &str) -> bool {
+    let same = |(a, b): (&u8, &u8)| a == b || (*a == b'_' && *b == b'-');
+    name.len() >= wanted.len() && name.as_bytes().iter().zip(wanted.as_bytes()).all(same)
 }
 
 /// Removes the client's `Authorization` header and Clerk's cookies (`__session*`,
@@ -175,6 +196,8 @@ pub fn set_signed_out(headers: &mut HeaderMap, names: &IdentityHeaderNames) {
 pub struct Peer {
     /// Client address.
     pub ip: IpAddr,
+    /// That address as `X-Forwarded-For` writes it (IPv4-mapped IPv6 as IPv4).
+    pub address: HeaderValue,
     /// Whether that address is a trusted proxy.
     pub trusted: bool,
     /// `https` when TLS was terminated here.
@@ -210,32 +233,22 @@ const FORWARDING_NAMES: [&str; 17] = [
 /// Whether `name` (lowercase, as `HeaderName`s are) is a forwarding claim, reading `_` as
 /// `-` the way CGI-style backends do.
 fn is_forwarding_claim(name: &str) -> bool {
-    let same = |a: u8, b: u8| a == b || (a == b'_' && b == b'-');
-    let matches = |wanted: &str, prefix: bool| {
-        let (name, wanted) = (name.as_bytes(), wanted.as_bytes());
-        let long_enough = if prefix { name.len() > wanted.len() } else { name.len() == wanted.len() };
-        long_enough && name.iter().zip(wanted).all(|(a, b)| same(*a, *b))
-    };
-    FORWARDING_PREFIXES.iter().any(|p| matches(p, true)) || FORWARDING_NAMES.iter().any(|n| matches(n, false))
+    FORWARDING_PREFIXES.iter().any(|p| name.len() > p.len() && dashed_prefix(name, p))
+        || FORWARDING_NAMES.iter().any(|n| dashed_eq(name, n))
 }
 
-/// Sets `X-Forwarded-For/Proto/Host`. A trusted peer's values are kept (its client address
-/// appended to the chain); anyone else's are replaced, and every other forwarding claim it
-/// made (`X-Forwarded-Port`, `X-Forwarded-Prefix`, `Forwarded`, `X-Real-IP`,
-/// `X-Original-URL`, …, in any spelling) is dropped.
+/// Sets `X-Forwarded-For/Proto/Host` on a request `sanitize_request` has been through. A
+/// trusted peer's values are kept (its address appended to the chain); anyone else's are
+/// gone by now, with every other forwarding claim it made, and are set afresh.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
-    let ip = peer.ip.to_canonical().to_string();
-    let chain = if peer.trusted {
+    let chain = if peer.trusted && headers.contains_key(&X_FORWARDED_FOR) {
         let previous: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-        if previous.is_empty() { ip } else { format!("{}, {ip}", previous.join(", ")) }
+        let address = peer.address.to_str().unwrap_or_default();
+        HeaderValue::try_from(format!("{}, {address}", previous.join(", "))).ok()
     } else {
-        let claims: Vec<HeaderName> = headers.keys().filter(|k| is_forwarding_claim(k.as_str())).cloned().collect();
-        for name in claims {
-            headers.remove(name);
-        }
-        ip
+        Some(peer.address.clone())
     };
-    if let Ok(value) = HeaderValue::try_from(chain) {
+    if let Some(value) = chain {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -372,6 +385,11 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
     }
 
+    fn peer(ip: IpAddr, trusted: bool, scheme: &'static str) -> Peer {
+        let address = crate::server::Remote::new(std::net::SocketAddr::new(ip, 0)).address;
+        Peer { ip, address, trusted, scheme }
+    }
+
     fn identity_names() -> Vec<HeaderName> {
         IdentityHeaderNames::default().all().into_iter().cloned().collect()
     }
@@ -380,8 +398,34 @@ mod tests {
     fn identity_headers_are_stripped_in_every_case_and_copy() {
         let mut h =
             map(&[("X-User-Id", "evil"), ("x-user-id", "evil2"), ("X-AUTH-STATUS", "signed-in"), ("x-other", "1")]);
-        strip_identity(&mut h, &identity_names());
+        sanitize_request(&mut h, &identity_names(), true);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn one_pass_removes_hop_by_hop_identity_and_untrusted_forwarding_together() {
+        let pairs = [
+            ("connection", "keep-alive, X-App-Hop"),
+            ("x-app-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("x-user-id", "evil"),
+            ("x_session_id", "evil"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("te", "trailers"),
+            ("authorization", "Bearer t"),
+            ("x-keep", "yes"),
+        ];
+        let mut untrusted = map(&pairs);
+        assert_eq!(sanitize_request(&mut untrusted, &identity_names(), false), None);
+        let mut left: Vec<&str> = untrusted.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["authorization", "te", "x-keep"]);
+        let mut trusted = map(&pairs);
+        sanitize_request(&mut trusted, &identity_names(), true);
+        assert_eq!(trusted["x-forwarded-for"], "6.6.6.6", "a trusted proxy's forwarding headers stay");
+        assert_eq!(trusted["x-real-ip"], "6.6.6.6");
+        assert!(!trusted.contains_key("x-user-id") && !trusted.contains_key("x-app-hop"));
     }
 
     #[test]
@@ -400,7 +444,7 @@ mod tests {
             ("x_forwarded_for", "1.1.1.1"),
             ("x_custom_thing", "ok"),
         ]);
-        strip_identity(&mut h, &identity_names());
+        sanitize_request(&mut h, &identity_names(), true);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x_custom_thing"], "ok");
     }
@@ -408,7 +452,8 @@ mod tests {
     #[test]
     fn forwarded_headers_from_untrusted_peers_are_replaced() {
         let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-host", "evil"), ("forwarded", "for=1.2.3.4")]);
-        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: false, scheme: "http" };
+        let peer = peer("10.0.0.9".parse().unwrap(), false, "http");
+        sanitize_request(&mut h, &identity_names(), peer.trusted);
         set_forwarded(&mut h, &peer, Some("app.example.com"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
@@ -445,7 +490,8 @@ mod tests {
         }
         h.insert("x-forwardedness", HeaderValue::from_static("kept"));
         h.insert("x-original", HeaderValue::from_static("kept"));
-        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: false, scheme: "https" };
+        let peer = peer("10.0.0.9".parse().unwrap(), false, "https");
+        sanitize_request(&mut h, &identity_names(), peer.trusted);
         set_forwarded(&mut h, &peer, Some("app.example.com"));
         for name in claims {
             assert!(!h.contains_key(name), "{name} survived");
@@ -456,6 +502,7 @@ mod tests {
         let trusted = Peer { trusted: true, ..peer };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-prefix", HeaderValue::from_static("/app"));
+        sanitize_request(&mut h, &identity_names(), trusted.trusted);
         set_forwarded(&mut h, &trusted, None);
         assert_eq!(h["x-forwarded-prefix"], "/app", "a trusted proxy's claims stand");
     }
@@ -467,7 +514,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "public.example.com"),
         ]);
-        let peer = Peer { ip: "10.0.0.9".parse().unwrap(), trusted: true, scheme: "http" };
+        let peer = peer("10.0.0.9".parse().unwrap(), true, "http");
         set_forwarded(&mut h, &peer, Some("internal:8080"));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -520,9 +567,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        let proxy = Peer { ip: "10.0.0.1".parse().unwrap(), trusted: true, scheme: "http" };
+        let proxy = peer("10.0.0.1".parse().unwrap(), true, "http");
         assert_eq!(client_address(&h, &proxy, trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
-        let direct = Peer { ip: "198.51.100.1".parse().unwrap(), trusted: false, scheme: "http" };
+        let direct = peer("198.51.100.1".parse().unwrap(), false, "http");
         assert_eq!(client_address(&h, &direct, trusted), direct.ip, "an untrusted peer's header is ignored");
         let mut odd = HeaderMap::new();
         odd.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, unknown"));

@@ -101,10 +101,32 @@ impl Default for ServeOptions {
     }
 }
 
-/// A request handler: given the peer address and the request, produce the response.
+/// A request handler: given the connection's far end and the request, produce the response.
 pub trait Handler: Clone + Send + Sync + 'static {
     /// Handles one request.
-    fn call(&self, peer: SocketAddr, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+    fn call(&self, remote: &Remote, request: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The far end of a connection, as its requests see it: worked out once per connection.
+pub struct Remote {
+    /// The peer's socket address.
+    pub addr: SocketAddr,
+    /// Its IP address as header text, an IPv4-mapped IPv6 address written as IPv4.
+    pub address: http::HeaderValue,
+}
+
+impl Remote {
+    /// The far end at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let text = addr.ip().to_canonical().to_string();
+        Remote { addr, address: http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("unknown")) }
+    }
+}
+
+/// A connection's handler and far end, shared by its requests.
+struct Served<H> {
+    handler: H,
+    remote: Remote,
 }
 
 /// Serves `listener` on the calling runtime until `stop` completes, then stops accepting
@@ -437,14 +459,18 @@ impl Connections {
         let activity = Arc::new(Activity::default());
         let requests = activity.clone();
         let slot = ticket.slot.clone();
+        let served = Arc::new(Served { handler, remote: Remote::new(peer) });
         let service = service_fn(move |mut request: Request<Incoming>| {
-            let handler = handler.clone();
+            let served = served.clone();
             let in_flight = requests.begin();
             if request.headers().contains_key(http::header::UPGRADE) {
                 request.extensions_mut().insert(ConnectionHold { _slot: slot.clone() });
             }
             // In flight until the response body has been sent (or dropped), not just its head.
-            async move { Ok::<_, Infallible>(handler.call(peer, request).await.map(|body| in_flight.hold(body))) }
+            async move {
+                let response = served.handler.call(&served.remote, request).await;
+                Ok::<_, Infallible>(response.map(|body| in_flight.hold(body)))
+            }
         });
         let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         tokio::pin!(connection);

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use clerk_gateway::body::{self, Body};
-use clerk_gateway::server::Handler;
+use clerk_gateway::server::{Handler, Remote};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -27,7 +27,7 @@ struct App {
 }
 
 impl Handler for App {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         if request.uri().path() == "/setup" {
             return Response::builder()
                 .status(302)
@@ -116,7 +116,7 @@ struct Spa {
 }
 
 impl Handler for Spa {
-    async fn call(&self, _peer: SocketAddr, _request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, _request: Request<Incoming>) -> Response<Body> {
         let (gateway, token) = (self.gateway, &self.token);
         let html = format!(
             r#"<!doctype html><html><body><pre id="out">pending</pre><script>

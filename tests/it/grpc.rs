@@ -95,7 +95,7 @@ async fn grpcio_calls_pass_through_h2c_and_refusals_are_grpc_statuses() {
 struct TrailerEcho;
 
 impl Handler for TrailerEcho {
-    async fn call(&self, _peer: std::net::SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &clerk_gateway::server::Remote, request: Request<Incoming>) -> Response<Body> {
         let version = format!("{:?}", request.version());
         let collected = request.into_body().collect().await.unwrap();
         let sent = collected.trailers().and_then(|t| t.get("x-client-trailer")).cloned();

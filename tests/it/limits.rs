@@ -164,7 +164,7 @@ struct Trickle;
 impl clerk_gateway::server::Handler for Trickle {
     async fn call(
         &self,
-        _peer: std::net::SocketAddr,
+        _remote: &clerk_gateway::server::Remote,
         _request: http::Request<hyper::body::Incoming>,
     ) -> http::Response<clerk_gateway::body::Body> {
         use http_body_util::BodyExt;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use clerk_gateway::body::{self, Body};
-use clerk_gateway::server::Handler;
+use clerk_gateway::server::{Handler, Remote};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use jsonwebtoken::Algorithm;
@@ -116,7 +116,7 @@ fn clerk_error(status: u16, code: &str) -> Response<Body> {
 }
 
 impl Handler for BapiHandler {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         let s = &self.state;
         let path = request.uri().path().to_owned();
         let query: BTreeMap<String, String> = request

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clerk_gateway::body::{self, Body};
-use clerk_gateway::server::Handler;
+use clerk_gateway::server::{Handler, Remote};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ struct JwksState {
 }
 
 impl Handler for JwksHandler {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         let s = &self.state;
         s.hits.fetch_add(1, Ordering::SeqCst);
         s.seen_headers.lock().unwrap().push(request.headers().clone());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_gateway::body::{self, Body};
-use clerk_gateway::server::Handler;
+use clerk_gateway::server::{Handler, Remote};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -26,7 +26,7 @@ use super::servers::spawn_forever;
 pub struct Echo;
 
 impl Handler for Echo {
-    async fn call(&self, _peer: SocketAddr, mut request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, mut request: Request<Incoming>) -> Response<Body> {
         if request.headers().contains_key("upgrade") {
             return upgrade_echo(&mut request);
         }
@@ -129,7 +129,7 @@ impl Held {
 }
 
 impl Handler for Held {
-    async fn call(&self, _peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn call(&self, _remote: &Remote, request: Request<Incoming>) -> Response<Body> {
         self.arrivals.send_modify(|n| *n += 1);
         let mut released = self.released.subscribe();
         let _ = released.wait_for(|r| *r).await;

@@ -1,27 +1,32 @@
-//! Sending a request upstream: the pooled clients (HTTP/1.1, h2 or HTTP/1.1 by ALPN over
-//! TLS, h2c by prior knowledge), the upstream URI, and the mapping of transport failures to
+//! Sending a request upstream: which client takes it (this worker's own HTTP/1.1 pool for
+//! `http://`; hyper-util's pooled clients for h2 or HTTP/1.1 by ALPN over TLS, h2c by prior
+//! knowledge, and upgrades), the upstream URI, and the mapping of transport failures to
 //! 502 / 504 / 413. Bodies, trailers included, stream through untouched.
 
 use std::time::Duration;
 
-use http::uri::PathAndQuery;
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::pool;
 use super::request_body::{BodyTimeout, BodyTooLarge, RequestBody};
+use crate::body::{self, Body, BoxError};
 use crate::config::{Route, Upstream};
 
-/// One pool of upstream connections.
+/// One of hyper-util's pooled clients.
 pub type Pool = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
-/// The upstream clients, one pool each: which one a request takes depends on its
-/// upstream's scheme and on whether it asks for an upgrade.
+/// The upstream clients: which one a request takes depends on its upstream's scheme and on
+/// whether it asks for an upgrade.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
+    /// How long a new connection may take, on every client.
+    connect_timeout: Duration,
     /// `http://` as HTTP/1.1; `https://` as h2 or HTTP/1.1, as the upstream's ALPN picks.
     negotiated: Pool,
     /// HTTP/1.1 only, TLS or not: WebSocket upgrades (HTTP/2 has no `Upgrade`) and Clerk.
@@ -30,19 +35,29 @@ pub struct HttpClient {
     h2c: Pool,
 }
 
+/// The client one request goes by.
+#[derive(Clone, Copy, Debug)]
+pub enum Via<'a> {
+    /// This worker's HTTP/1.1 pool (`pool.rs`), with its connect timeout.
+    Worker(Duration),
+    /// One of hyper-util's pooled clients.
+    Shared(&'a Pool),
+}
+
 impl HttpClient {
-    /// The pool for a request to `upstream`; `upgrade` when it asks to switch protocols.
-    pub fn pick(&self, upstream: &Upstream, upgrade: bool) -> &Pool {
+    /// The client for a request to `upstream`; `upgrade` when it asks to switch protocols.
+    pub fn pick(&self, upstream: &Upstream, upgrade: bool) -> Via<'_> {
         match (upstream.h2c, upgrade) {
-            (true, _) => &self.h2c,
-            (false, true) => &self.http1,
-            (false, false) => &self.negotiated,
+            (false, false) if upstream.scheme == Scheme::HTTP => Via::Worker(self.connect_timeout),
+            (true, _) => Via::Shared(&self.h2c),
+            (false, true) => Via::Shared(&self.http1),
+            (false, false) => Via::Shared(&self.negotiated),
         }
     }
 
-    /// The HTTP/1.1 pool.
-    pub fn http1(&self) -> &Pool {
-        &self.http1
+    /// The HTTP/1.1 client, TLS or not (for Clerk's Frontend API).
+    pub fn http1(&self) -> Via<'_> {
+        Via::Shared(&self.http1)
     }
 }
 
@@ -89,7 +104,12 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
             .http2_keep_alive_timeout(Duration::from_secs(10))
             .build(connector)
     };
-    Ok(HttpClient { negotiated: pool(false, alpn), http1: pool(false, h1.clone()), h2c: pool(true, h1) })
+    Ok(HttpClient {
+        connect_timeout,
+        negotiated: pool(false, alpn),
+        http1: pool(false, h1.clone()),
+        h2c: pool(true, h1),
+    })
 }
 
 /// The path the upstream receives: the normalized request path, without the route prefix
@@ -121,28 +141,41 @@ fn strip_prefix<'a>(prefix: &str, path: &'a str) -> &'a str {
     }
 }
 
-/// Sends the request and waits (at most `timeout`) for the response head.
+/// Sends the request by `via` and waits (at most `timeout`) for the response head.
 ///
 /// # Errors
 /// `GatewayTimeout`, `PayloadTooLarge` (body over the limit mid-stream) or `BadGateway`.
 pub async fn send(
-    client: &Pool,
+    via: Via<'_>,
     mut request: Request<RequestBody>,
     timeout: Duration,
-) -> Result<Response<Incoming>, ForwardError> {
+) -> Result<Response<Body>, ForwardError> {
     // HTTP/1.1 to an HTTP/1.1 connection; an h2 connection sends whatever version as h2.
     *request.version_mut() = Version::HTTP_11;
-    match tokio::time::timeout(timeout, client.request(request)).await {
+    let exchange = async {
+        match via {
+            Via::Worker(connect_timeout) => match pool::send(request, connect_timeout).await {
+                Ok(response) => Ok(response.map(|b| b.map_err(BoxError::from).boxed())),
+                Err(error) => Err(BoxError::from(error)),
+            },
+            Via::Shared(client) => match client.request(request).await {
+                Ok(response) => Ok(response.map(body::stream)),
+                Err(error) => Err(BoxError::from(error)),
+            },
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Err(ForwardError::GatewayTimeout),
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => {
-            if caused_by::<BodyTooLarge>(&error) {
+            let error: &(dyn std::error::Error + 'static) = error.as_ref();
+            if caused_by::<BodyTooLarge>(error) {
                 return Err(ForwardError::PayloadTooLarge);
             }
-            if caused_by::<BodyTimeout>(&error) {
+            if caused_by::<BodyTimeout>(error) {
                 return Err(ForwardError::BodyTimeout);
             }
-            tracing::warn!(error = %error_chain(&error), "upstream request failed");
+            tracing::warn!(error = %error_chain(error), "upstream request failed");
             Err(ForwardError::BadGateway)
         }
     }

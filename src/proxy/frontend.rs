@@ -13,7 +13,7 @@ use reqwest::Url;
 use super::forward::{ForwardError, HttpClient, send};
 use super::headers::{self, Peer};
 use super::request_body::RequestBody;
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::config::Secret;
 use crate::router::prefix_matches;
 
@@ -106,7 +106,7 @@ impl FrontendApiProxy {
         let outbound = Request::from_parts(parts, RequestBody::new(incoming, None, self.body_read_timeout));
         let mut response = send(client.http1(), outbound, FAPI_TIMEOUT).await?;
         headers::remove_hop_by_hop(response.headers_mut());
-        Ok(response.map(body::stream))
+        Ok(response)
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod forward;
 pub mod frontend;
 pub mod headers;
+pub mod pool;
 pub mod request_body;
 pub mod upgrade;
 
@@ -17,7 +18,7 @@ use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::config::Route;
 use crate::server::ConnectionHold;
 pub use forward::{ForwardError, HttpClient};
@@ -89,8 +90,8 @@ pub async fn forward(
         RequestBody::new(incoming, target.route.max_body, target.body_read_timeout).counting(target.bytes_in),
     );
     let started = Instant::now();
-    let pool = client.pick(&target.route.upstream, client_upgrade.is_some());
-    let mut response = forward::send(pool, outbound, target.route.timeout).await?;
+    let via = client.pick(&target.route.upstream, client_upgrade.is_some());
+    let mut response = forward::send(via, outbound, target.route.timeout).await?;
     let elapsed = started.elapsed();
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some((protocol, client_upgrade, hold)) = client_upgrade else {
@@ -106,7 +107,7 @@ pub async fn forward(
     } else {
         headers::remove_hop_by_hop(response.headers_mut());
     }
-    Ok((response.map(body::stream), elapsed))
+    Ok((response, elapsed))
 }
 
 /// The route's header control: credentials kept or removed, then its removals and additions.

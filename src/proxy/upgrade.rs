@@ -3,7 +3,6 @@
 //! the connection's slot among `max_connections` while it runs.
 
 use http::Response;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
@@ -13,9 +12,9 @@ use crate::server::ConnectionHold;
 /// Joins the client's upgraded connection to the upstream's when both are ready, in a task
 /// `tunnels` tracks (so shutdown can give it the grace timeout). The tunnel keeps `hold`,
 /// its connection's slot among `max_connections`, until it closes.
-pub fn splice(
+pub fn splice<B>(
     client: OnUpgrade,
-    upstream_response: &mut Response<Incoming>,
+    upstream_response: &mut Response<B>,
     tunnels: &TaskTracker,
     hold: Option<ConnectionHold>,
 ) {

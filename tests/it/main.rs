@@ -16,6 +16,7 @@ mod layers;
 mod limits;
 mod logs;
 mod metrics;
+mod pool;
 mod proxy;
 mod reload;
 mod shutdown;

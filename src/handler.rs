@@ -34,13 +34,14 @@ use crate::users;
 #[derive(Clone)]
 pub struct ProxyHandler {
     current: Current,
-    client: HttpClient,
+    /// Shared: every connection holds a copy of the handler.
+    client: Arc<HttpClient>,
 }
 
 impl ProxyHandler {
     /// A handler over `current` forwarding through `client`.
     pub fn new(current: Current, client: HttpClient) -> Self {
-        ProxyHandler { current, client }
+        ProxyHandler { current, client: Arc::new(client) }
     }
 }
 

@@ -39,6 +39,7 @@ pub mod error;
 pub mod handler;
 pub mod identity;
 pub mod log_line;
+pub mod memory;
 pub mod metrics;
 pub mod mirror;
 pub mod path;
@@ -134,6 +135,7 @@ pub async fn run(
         counters: state.metrics.connections().clone(),
         ..admin_options(&config)
     };
+    let trimmer = tokio::spawn(server::release_memory_after_waves(state.metrics.connections().clone()));
     let stop = drain_after(shutdown, state.clone(), config.server.drain_delay);
     let workers = config.server.workers;
     let clients = (0..workers).map(|_| state.upstream_client()).collect::<Result<Vec<_>, _>>()?;
@@ -144,6 +146,7 @@ pub async fn run(
     let _ = admin.await;
     keys.abort();
     reloads.abort();
+    trimmer.abort();
     if let Some(task) = reconcile {
         task.abort();
     }

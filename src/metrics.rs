@@ -176,6 +176,10 @@ pub struct ConnectionCounters {
     pub first_byte_timeouts: AtomicU64,
     /// Connections closed after `idle_timeout` without a request.
     pub idle_closed: AtomicU64,
+    /// HTTP/1.1 connections open and idle with hyper's buffers let go.
+    pub parked: AtomicI64,
+    /// Times a connection has parked (not exported: it paces the memory release).
+    pub parks: AtomicU64,
 }
 
 impl ConnectionCounters {
@@ -185,6 +189,12 @@ impl ConnectionCounters {
             out,
             "# HELP {name} Proxy connections open now.\n# TYPE {name} gauge\n{name} {}",
             self.open.load(Relaxed)
+        );
+        let name = "clerk_gateway_connections_parked";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Idle HTTP/1.1 proxy connections holding no request buffers.\n# TYPE {name} gauge\n{name} {}",
+            self.parked.load(Relaxed)
         );
         let name = "clerk_gateway_connections_total";
         let _ = writeln!(out, "# HELP {name} Proxy connections by what became of them.\n# TYPE {name} counter");

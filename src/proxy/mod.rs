@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::Body;
 use crate::config::Route;
-use crate::server::ConnectionHold;
+use crate::server::{ClientUpgrade, ConnectionHold};
 pub use forward::{ForwardError, HttpClient};
 use headers::Peer;
 use request_body::RequestBody;
@@ -60,13 +60,13 @@ pub async fn forward(
 ) -> Result<(Response<Body>, Duration), ForwardError> {
     // Only WebSocket upgrades pass: an h2c upgrade would hand the client an HTTP/2 tunnel
     // to the upstream that no later request in it is checked on.
-    let client_upgrade = match target.upgrade {
-        Some(protocol)
+    let client_upgrade = match (target.upgrade, request.extensions_mut().remove::<ClientUpgrade>()) {
+        (Some(protocol), Some(client))
             if request.version() == Version::HTTP_11 && protocol.as_bytes().eq_ignore_ascii_case(b"websocket") =>
         {
             headers::restore_upgrade(request.headers_mut(), protocol.clone());
             let hold = request.extensions_mut().remove::<ConnectionHold>();
-            Some((protocol, hyper::upgrade::on(&mut request), hold))
+            Some((protocol, client, hold))
         }
         _ => None,
     };

@@ -3,17 +3,17 @@
 //! the connection's slot among `max_connections` while it runs.
 
 use http::Response;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
-use crate::server::ConnectionHold;
+use crate::body::BoxError;
+use crate::server::{ClientUpgrade, ConnectionHold};
 
 /// Joins the client's upgraded connection to the upstream's when both are ready, in a task
 /// `tunnels` tracks (so shutdown can give it the grace timeout). The tunnel keeps `hold`,
 /// its connection's slot among `max_connections`, until it closes.
 pub fn splice<B>(
-    client: OnUpgrade,
+    client: ClientUpgrade,
     upstream_response: &mut Response<B>,
     tunnels: &TaskTracker,
     hold: Option<ConnectionHold>,
@@ -21,9 +21,10 @@ pub fn splice<B>(
     let upstream = hyper::upgrade::on(upstream_response);
     tunnels.spawn(async move {
         let _hold = hold;
-        match tokio::try_join!(client, upstream) {
-            Ok((client, upstream)) => {
-                let mut client = TokioIo::new(client);
+        match tokio::try_join!(async { client.connection().await.map_err(BoxError::from) }, async {
+            upstream.await.map_err(BoxError::from)
+        }) {
+            Ok((mut client, upstream)) => {
                 let mut upstream = TokioIo::new(upstream);
                 if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
                     tracing::debug!(%error, "upgraded connection closed with an error");

@@ -21,7 +21,7 @@ use crate::body::{Body, BoxError};
 use crate::metrics::ConnectionCounters;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A connection's I/O until its protocol is known: the bytes seen so far must either stop
 /// matching the HTTP/2 preface (HTTP/1.1) or complete it before the deadline.

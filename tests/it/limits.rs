@@ -295,3 +295,70 @@ async fn an_http2_peer_that_stops_answering_pings_is_closed() {
     );
     assert_eq!(gw.metric(r#"clerk_gateway_connections_total{outcome="idle-closed"}"#).await, 0.0, "not for idleness");
 }
+
+/// Reads one HTTP/1.1 response with a `content-length` from `stream`, head and body.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            if length.is_some_and(|length| body.len() >= length) {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed mid-response: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Waits (at most 10 s) until `series` reads `value`.
+async fn until_metric(gw: &TestGateway, series: &str, value: f64) {
+    for _ in 0..200 {
+        if gw.metric(series).await == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{series} never reached {value}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_lets_its_buffers_go_and_serves_on() {
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let gw = TestGateway::start(&TestConfig::standard(&jwks, upstream)).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(b"GET /public/one HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    until_metric(&gw, "clerk_gateway_connections_parked", 1.0).await;
+
+    // The next request, its head in two pieces, wakes the connection on the same socket.
+    stream.write_all(b"GET /public/two HT").await.unwrap();
+    stream.write_all(b"TP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("/public/two"), "{answer}");
+    until_metric(&gw, "clerk_gateway_connections_parked", 1.0).await;
+
+    // A parked connection can still be upgraded.
+    let token = key_a().token(&claims());
+    let upgrade = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(upgrade.as_bytes()).await.unwrap();
+    let (mut got, mut buf) = (String::new(), [0u8; 4096]);
+    while !got.contains("hello user_alice\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    stream.write_all(b"ping").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    assert_eq!(gw.metric("clerk_gateway_connections_parked").await, 0.0);
+}

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_gateway::body::{self, Body};
-use clerk_gateway::server::{Handler, Remote};
+use clerk_gateway::server::{ClientUpgrade, Handler, Remote};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -71,10 +70,9 @@ fn upgrade_echo(request: &mut Request<Incoming>) -> Response<Body> {
     } else {
         request.headers()["upgrade"].to_str().unwrap_or("").to_owned()
     };
-    let upgrade = hyper::upgrade::on(request);
+    let upgrade = request.extensions_mut().remove::<ClientUpgrade>().expect("an upgrade request carries its upgrade");
     tokio::spawn(async move {
-        if let Ok(upgraded) = upgrade.await {
-            let mut io = TokioIo::new(upgraded);
+        if let Ok(mut io) = upgrade.connection().await {
             let _ = io.write_all(format!("hello {user}\n").as_bytes()).await;
             let mut buf = [0u8; 1024];
             while let Ok(n) = io.read(&mut buf).await {

@@ -5,7 +5,7 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::auth::credential::{Credential, cookie_value};
+use crate::auth::credential::cookies;
 use crate::auth::token;
 
 /// Session token cookie.
@@ -53,53 +53,100 @@ pub struct ClerkCookies<'a> {
     pub session_iat: Option<i64>,
 }
 
-fn value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
-    match cookie_value(headers, name) {
-        Credential::Cookie(v) => Ok(Some(v)),
-        Credential::Ambiguous => Err(()),
-        _ => Ok(None),
+/// The cookie names Clerk's rules read: the first three also with the instance's suffix.
+const NAMES: [&str; 6] = [SESSION, CLIENT_UAT, DEV_BROWSER, HANDSHAKE, HANDSHAKE_NONCE, REDIRECT_COUNT];
+const SUFFIXABLE: usize = 3;
+
+/// One cookie's value across the request: missing, one value (repeats of it allowed), or
+/// two different values (ambiguous).
+#[derive(Debug, Clone, Copy, Default)]
+enum Slot<'a> {
+    #[default]
+    Missing,
+    One(&'a str),
+    Ambiguous,
+}
+
+/// The values of every cookie in `NAMES`, unsuffixed then suffixed, from one pass over the
+/// Cookie headers.
+struct Jar<'a>([Slot<'a>; NAMES.len() + SUFFIXABLE]);
+
+impl<'a> Jar<'a> {
+    fn read(headers: &'a HeaderMap, suffix: Option<&str>) -> Self {
+        let mut jar = Jar([Slot::Missing; NAMES.len() + SUFFIXABLE]);
+        for (key, value) in cookies(headers) {
+            if value.is_empty() || !key.starts_with("__") {
+                continue;
+            }
+            let Some(index) = Self::index(key, suffix) else { continue };
+            let slot = &mut jar.0[index];
+            *slot = match *slot {
+                Slot::Missing => Slot::One(value),
+                Slot::One(previous) if previous == value => Slot::One(previous),
+                _ => Slot::Ambiguous,
+            };
+        }
+        jar
+    }
+
+    /// Where cookie `key` goes: `NAMES`' index, or past them for a suffixed one.
+    fn index(key: &str, suffix: Option<&str>) -> Option<usize> {
+        NAMES.iter().enumerate().find_map(|(i, name)| {
+            let rest = key.strip_prefix(name)?;
+            match (rest, suffix) {
+                ("", _) => Some(i),
+                (rest, Some(suffix)) if i < SUFFIXABLE && rest.strip_prefix('_') == Some(suffix) => {
+                    Some(NAMES.len() + i)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// Cookie `NAMES[i]`, suffixed or not (`Err` when ambiguous).
+    fn value(&self, i: usize, suffixed: bool) -> Result<Option<&'a str>, ()> {
+        let index = if suffixed && i < SUFFIXABLE { NAMES.len() + i } else { i };
+        match self.0[index] {
+            Slot::Missing => Ok(None),
+            Slot::One(value) => Ok(Some(value)),
+            Slot::Ambiguous => Err(()),
+        }
+    }
+
+    /// Cookie `NAMES[i]`, an ambiguous one read as missing.
+    fn get(&self, i: usize, suffixed: bool) -> Option<&'a str> {
+        self.value(i, suffixed).ok().flatten()
     }
 }
 
 /// Reads the cookies; `instance` is `None` without a publishable key (unsuffixed only).
 pub fn read<'a>(headers: &'a HeaderMap, instance: Option<Instance<'_>>, now_secs: i64) -> ClerkCookies<'a> {
-    let plain = |name: &str| value(headers, name).ok().flatten();
-    let unsuffixed_session = plain(SESSION);
+    let jar = Jar::read(headers, instance.map(|i| i.suffix));
+    let unsuffixed_session = jar.get(0, false);
     let unsuffixed_peek = unsuffixed_session.and_then(token::peek);
-    let suffixed = instance.is_some_and(|i| uses_suffixed(headers, i, unsuffixed_peek.as_ref(), now_secs));
-    let name = |base: &str| match instance {
-        Some(i) if suffixed => format!("{base}_{}", i.suffix),
-        _ => base.to_owned(),
-    };
-    let uat = value(headers, &name(CLIENT_UAT)).ok().flatten();
-    let session = value(headers, &name(SESSION));
+    let suffixed = instance.is_some_and(|i| uses_suffixed(&jar, i, unsuffixed_peek.as_ref(), now_secs));
+    let session = jar.value(0, suffixed);
     let session_iat =
         if suffixed { session.ok().flatten().and_then(token::peek) } else { unsuffixed_peek }.and_then(|p| p.iat);
     ClerkCookies {
         session_iat,
         session,
-        client_uat: uat.and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0),
-        dev_browser: value(headers, &name(DEV_BROWSER)).ok().flatten(),
-        handshake: plain(HANDSHAKE),
-        handshake_nonce: plain(HANDSHAKE_NONCE),
-        redirect_count: plain(REDIRECT_COUNT).and_then(|v| v.parse().ok()).unwrap_or(0),
+        client_uat: jar.get(1, suffixed).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0),
+        dev_browser: jar.get(2, suffixed),
+        handshake: jar.get(3, false),
+        handshake_nonce: jar.get(4, false),
+        redirect_count: jar.get(5, false).and_then(|v| v.parse().ok()).unwrap_or(0),
         suffixed,
     }
 }
 
 /// Clerk's rule for trusting the suffixed cookie set over the unsuffixed one (the suffix
 /// keeps several Clerk apps on one site apart), in Clerk's order.
-fn uses_suffixed(
-    headers: &HeaderMap,
-    instance: Instance<'_>,
-    session_claims: Option<&token::Peek>,
-    now_secs: i64,
-) -> bool {
-    let get = |name: String| value(headers, &name).ok().flatten();
-    let suffixed_uat = get(format!("{CLIENT_UAT}_{}", instance.suffix));
-    let uat = get(CLIENT_UAT.to_owned());
-    let suffixed_session = get(format!("{SESSION}_{}", instance.suffix));
-    let session = get(SESSION.to_owned());
+fn uses_suffixed(jar: &Jar<'_>, instance: Instance<'_>, session_claims: Option<&token::Peek>, now_secs: i64) -> bool {
+    let suffixed_uat = jar.get(1, true);
+    let uat = jar.get(1, false);
+    let suffixed_session = jar.get(0, true);
+    let session = jar.get(0, false);
     if session.is_some() {
         let Some(issuer) = session_claims.and_then(|c| c.iss.as_deref()).filter(|i| !i.is_empty()) else {
             return false;
@@ -187,6 +234,23 @@ mod tests {
 
     fn ours(iat: i64) -> String {
         jwt(serde_json::json!({"iss": format!("https://{FAPI}"), "iat": iat, "exp": iat + 60}))
+    }
+
+    #[test]
+    fn one_pass_reads_every_clerk_cookie_and_repeats_that_differ_are_ambiguous() {
+        let h = headers(
+            "app=1; __session=a; __client_uat=5; __session=a; __clerk_db_jwt_sfx=dev; __clerk_handshake=hs; \
+             __clerk_handshake_nonce=n; __clerk_redirect_count=2; __client_uat_sfx=; __session_other=x",
+        );
+        let jar = Jar::read(&h, Some("sfx"));
+        assert_eq!(jar.value(0, false), Ok(Some("a")), "a repeat of one value is that value");
+        assert_eq!((jar.get(1, false), jar.get(1, true)), (Some("5"), None), "empty values do not count");
+        assert_eq!((jar.get(2, false), jar.get(2, true)), (None, Some("dev")));
+        assert_eq!((jar.get(3, false), jar.get(4, false), jar.get(5, false)), (Some("hs"), Some("n"), Some("2")));
+        assert_eq!(jar.get(0, true), None, "another suffix is not ours");
+        let twice = headers("__session=a; __session=b");
+        assert_eq!(Jar::read(&twice, None).value(0, false), Err(()));
+        assert_eq!(Jar::read(&headers("__session_sfx=a"), None).get(0, true), None, "no suffix without a key");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! knowledge, and upgrades), the upstream URI, and the mapping of transport failures to
 //! 502 / 504 / 413. Bodies, trailers included, stream through untouched.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Scheme};
@@ -90,7 +91,8 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
-    let tls = || hyper_rustls::HttpsConnectorBuilder::new().try_with_platform_verifier().map_err(ClientError);
+    let config = platform_tls()?;
+    let tls = || Ok::<_, ClientError>(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config.clone()));
     let h1 = tls()?.https_or_http().enable_http1().wrap_connector(http.clone());
     let alpn = tls()?.https_or_http().enable_http1().enable_http2().wrap_connector(http);
     let pool = |http2_only: bool, connector: HttpsConnector<HttpConnector>| {
@@ -110,6 +112,20 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
         http1: pool(false, h1.clone()),
         h2c: pool(true, h1),
     })
+}
+
+/// The TLS settings for `https://` upstreams, the platform's roots: loaded once per process
+/// (reading the system's certificate store takes milliseconds), shared by every worker's
+/// clients.
+fn platform_tls() -> Result<rustls::ClientConfig, ClientError> {
+    use hyper_rustls::ConfigBuilderExt;
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let config =
+        rustls::ClientConfig::builder().try_with_platform_verifier().map_err(ClientError)?.with_no_client_auth();
+    Ok(CONFIG.get_or_init(|| config).clone())
 }
 
 /// The path the upstream receives: the normalized request path, without the route prefix

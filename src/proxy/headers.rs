@@ -69,6 +69,12 @@ fn sweep(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) -> Option<Heade
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(name))
     };
+    // Whether `Connection` names anything besides the fixed set (usually just `keep-alive`):
+    // only then is each header looked up in it.
+    let lists_others = connection.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        !t.is_empty() && !t.eq_ignore_ascii_case("close") && !fixed.iter().any(|f| t.eq_ignore_ascii_case(f.as_str()))
+    });
     let upgrade = headers.get(UPGRADE).filter(|_| listed("upgrade")).cloned();
     let wants_trailers = headers
         .get_all(TE)
@@ -79,7 +85,7 @@ fn sweep(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) -> Option<Heade
     for name in headers.keys() {
         if let Some(i) = fixed.iter().position(|f| *f == name) {
             present |= 1 << i;
-        } else if listed(name.as_str()) || doomed(name.as_str()) {
+        } else if (lists_others && listed(name.as_str())) || doomed(name.as_str()) {
             others.push(name.clone());
         }
     }

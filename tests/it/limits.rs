@@ -349,16 +349,6 @@ async fn an_idle_keep_alive_connection_lets_its_buffers_go_and_serves_on() {
     let upgrade = format!(
         "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
-    stream.write_all(upgrade.as_bytes()).await.unwrap();
-    let (mut got, mut buf) = (String::new(), [0u8; 4096]);
-    while !got.contains("hello user_alice\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed early: {got}");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
-    stream.write_all(b"ping").await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
-    assert_eq!(&buf[..n], b"ping");
+    check_tunnel(&mut stream, &upgrade, "hello user_alice\n").await;
     assert_eq!(gw.metric("clerk_gateway_connections_parked").await, 0.0);
 }

@@ -1,13 +1,10 @@
 //! Forwarding: identity headers in and spoofed ones out, path normalization, hop-by-hop
 //! headers, X-Forwarded-*, routing, upstream failures, bodies, HTTP/2, TLS and upgrades.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
@@ -484,18 +481,7 @@ async fn upgrades_are_spliced_after_authentication() {
         "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let mut got = String::new();
-    while !got.contains("hello user_alice\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed early: {got}");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
-    stream.write_all(b"ping").await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
-    assert_eq!(&buf[..n], b"ping");
+    check_tunnel(&mut stream, &request, "hello user_alice\n").await;
 
     let unauthenticated =
         "GET /api/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n";

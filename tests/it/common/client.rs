@@ -118,3 +118,20 @@ pub async fn raw_head(addr: SocketAddr, request: &[u8]) -> String {
 pub fn raw_status(response: &str) -> u16 {
     response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+/// Upgrades `stream` (an open connection to the gateway) with `request`, a WebSocket upgrade
+/// to the echo upstream's `/api/ws`, and checks the tunnel both ways: the 101, the
+/// upstream's greeting (`greeting`), then a ping echoed back.
+pub async fn check_tunnel(stream: &mut TcpStream, request: &str, greeting: &str) {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (mut got, mut buf) = (String::new(), [0u8; 4096]);
+    while !got.contains(greeting) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    stream.write_all(b"ping").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"ping");
+}

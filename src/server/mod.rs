@@ -1,9 +1,11 @@
-//! Accepting connections: the hyper auto (HTTP/1.1 + HTTP/2) builder, optional TLS, and
+//! Accepting connections: HTTP/1.1 (hyper's, parked bufferless when idle, upgrades handed
+//! over by hand) or HTTP/2 (hyper-util's auto builder) by the first bytes, optional TLS,
 //! every limit that keeps a connection from being held for free (at most `max_connections`
 //! open, deadlines for the TLS handshake, the first bytes and the request head, HTTP/2
-//! keep-alive pings, an idle timeout), graceful shutdown, and (for the proxy listener)
-//! worker threads that each run a single-threaded runtime, so a request and its upstream
-//! connection stay on one core. Knows nothing about auth, routes or headers.
+//! keep-alive pings, an idle timeout), graceful shutdown, freed memory given back after
+//! waves of closes, and (for the proxy listener) worker threads that each run a
+//! single-threaded runtime, so a request and its upstream connection stay on one core.
+//! Knows nothing about auth, routes or headers.
 
 mod guard;
 mod rewind;

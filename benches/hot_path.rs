@@ -18,11 +18,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clerk_gateway::Clock;
+use clerk_gateway::auth::machine::MachineSettings;
 use clerk_gateway::auth::revocation::RevokedSessions;
 use clerk_gateway::auth::{Authenticator, ClaimRules, jwks::KeyStore};
 use clerk_gateway::browser::{self, Browser, Decision, RequestInfo, cookies};
 use clerk_gateway::clerk_keys::PublishableKey;
-use clerk_gateway::config::{Config, IdentityHeaderNames, KeySource, Secret};
+use clerk_gateway::config::{Config, IdentityHeaderNames, KeySource, MachineTokensConfig, Secret};
 use clerk_gateway::identity::{Identity, Org};
 use clerk_gateway::metrics::{Labels, Metrics};
 use clerk_gateway::mirror::{Applied, Delivery, Effect, Mirror, Write};
@@ -64,7 +65,9 @@ fn authenticator(clock: &Clock) -> Authenticator {
     let source = KeySource::Pem(Secret::new(fixture("rsa_a.pub.pem")));
     let keys = KeyStore::new(&source, reqwest::Client::new(), clock.clone(), metrics.clone()).unwrap();
     let rules = ClaimRules { issuer: Some(format!("https://{FAPI}")), ..ClaimRules::default() };
-    Authenticator::new(Arc::new(keys), rules, Arc::new(RevokedSessions::default()), clock.clone(), metrics)
+    let machines = MachineSettings::new(&MachineTokensConfig::default(), Duration::from_secs(5), Vec::new());
+    let revoked = Arc::new(RevokedSessions::default());
+    Authenticator::new(Arc::new(keys), rules, revoked, None, machines, clock.clone(), metrics)
 }
 
 /// A production session token as Clerk issues it, signed with the fixture key.

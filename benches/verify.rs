@@ -6,12 +6,14 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clerk_gateway::Clock;
 use clerk_gateway::auth::cache::key_of;
+use clerk_gateway::auth::machine::MachineSettings;
 use clerk_gateway::auth::revocation::RevokedSessions;
 use clerk_gateway::auth::{Authenticator, ClaimRules, jwks::KeyStore};
-use clerk_gateway::config::{KeySource, Secret};
+use clerk_gateway::config::{KeySource, MachineTokensConfig, Secret};
 use clerk_gateway::metrics::{Labels, Metrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -29,7 +31,9 @@ fn authenticator() -> Authenticator {
     let clock = Clock::manual(NOW_S * 1000);
     let source = KeySource::Pem(Secret::new(fixture("rsa_a.pub.pem")));
     let keys = KeyStore::new(&source, reqwest::Client::new(), clock.clone(), metrics.clone()).unwrap();
-    Authenticator::new(Arc::new(keys), ClaimRules::default(), Arc::new(RevokedSessions::default()), clock, metrics)
+    let machines = MachineSettings::new(&MachineTokensConfig::default(), Duration::from_secs(5), Vec::new());
+    let revoked = Arc::new(RevokedSessions::default());
+    Authenticator::new(Arc::new(keys), ClaimRules::default(), revoked, None, machines, clock, metrics)
 }
 
 fn token() -> String {

@@ -18,7 +18,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::body::{Body, BoxError};
-use crate::identity::Identity;
+use crate::identity::{Identity, Machine};
 use crate::log_line::{self, Line};
 use crate::metrics::{InFlightRequest, RouteMetrics};
 
@@ -33,8 +33,10 @@ pub struct AccessRecord {
     pub auth: &'static str,
     /// Why a request is signed out (a reason code), else `-`.
     pub reason: &'static str,
-    /// Who, once signed in.
+    /// Who, once signed in with a session.
     pub identity: Option<Arc<Identity>>,
+    /// Which machine token, once signed in with one.
+    pub machine: Option<Arc<Machine>>,
     /// The normalized path, without the query.
     pub path: String,
     /// The client: the peer, or the address a trusted proxy names.
@@ -55,6 +57,7 @@ impl Default for AccessRecord {
             auth: "-",
             reason: "-",
             identity: None,
+            machine: None,
             path: String::new(),
             client: None,
             upstream: None,
@@ -91,7 +94,7 @@ impl AccessRecord {
             bytes_in: self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
             bytes_out,
             client: self.client,
-            user_id: identity.map(|i| i.user_id.as_str()),
+            user_id: identity.map(|i| i.user_id.as_str()).or(self.machine.as_deref().map(|m| m.subject.as_str())),
             session_id: identity.map(|i| i.session_id.as_str()),
             request_id: line.request_id.to_str().unwrap_or("-"),
             auth: self.auth,

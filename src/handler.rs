@@ -1,7 +1,7 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
 //! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
-//! answer CORS preflights where a policy applies, decide the session (Clerk's browser
-//! rules), authorize, then forward; the answer gets the policy's CORS headers. Every
+//! answer CORS preflights where a policy applies, decide the credential (a machine token
+//! the route accepts, else Clerk's browser rules), authorize, then forward; the answer gets the policy's CORS headers. Every
 //! gateway answer comes back as a `Reject`, turned into a response in `reject.rs` (a gRPC
 //! status for a gRPC call); every request is counted and logged here, once.
 
@@ -19,13 +19,13 @@ use crate::body::Body;
 use crate::browser::{self, Decision};
 use crate::config::{AuthMode, CorsPolicy, Route};
 use crate::cors;
-use crate::identity::Identity;
+use crate::identity::{Identity, Machine};
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::{self, Reject};
 use crate::server::{Handler, Remote};
-use crate::session::decide_session;
+use crate::session::{MachineDecision, decide_machine, decide_session};
 use crate::state::{AppState, Current};
 use crate::users;
 
@@ -182,8 +182,21 @@ async fn authorize(
         record.auth = "preflight";
         return Ok(());
     }
+    if let Some(decision) = decide_machine(state, request.headers(), route.accepts, record).await {
+        return match decision {
+            MachineDecision::SignedIn(machine) => admit(state, request, route, Principal::Machine(&machine)).await,
+            MachineDecision::SignedOut { reason, token_sent } if route.auth == AuthMode::Required => {
+                Err(Reject::Unauthenticated { reason, token_sent })
+            }
+            MachineDecision::SignedOut { .. } => {
+                headers::set_signed_out(request.headers_mut(), &state.headers);
+                Ok(())
+            }
+            MachineDecision::Unavailable(why) => Err(Reject::Unavailable(why)),
+        };
+    }
     match decide_session(state, peer, request, true, record).await {
-        Decision::SignedIn { identity, .. } => admit(state, request, route, &identity).await,
+        Decision::SignedIn { identity, .. } => admit(state, request, route, Principal::Session(&identity)).await,
         Decision::SignedOut { reason, token_sent, .. } if route.auth == AuthMode::Required => {
             Err(signed_out_answer(state, peer, request, reason, token_sent))
         }
@@ -195,21 +208,57 @@ async fn authorize(
     }
 }
 
+/// Whoever signed a request in.
+#[derive(Clone, Copy)]
+enum Principal<'a> {
+    /// A session token.
+    Session(&'a Identity),
+    /// An API key, M2M or OAuth token.
+    Machine(&'a Machine),
+}
+
+impl<'a> Principal<'a> {
+    /// The user it acts for (an organization's API key and M2M tokens have none).
+    fn user_id(self) -> Option<&'a str> {
+        match self {
+            Principal::Session(identity) => Some(&identity.user_id),
+            Principal::Machine(machine) => machine.user_id(),
+        }
+    }
+
+    fn claim(self, path: &str) -> Option<&'a HeaderValue> {
+        match self {
+            Principal::Session(identity) => identity.claim(path),
+            Principal::Machine(machine) => machine.claim(path),
+        }
+    }
+}
+
 /// A signed-in request: its user from the mirror, the route's rules, the identity headers.
 async fn admit(
     state: &AppState,
     request: &mut Request<Incoming>,
     route: &Route,
-    identity: &Identity,
+    principal: Principal<'_>,
 ) -> Result<(), Reject> {
-    let profile = state.users.lookup(&identity.user_id).await;
+    let profile = match principal.user_id() {
+        Some(user_id) => state.users.lookup(user_id).await,
+        None => None,
+    };
     if route.auth == AuthMode::Required {
         let metadata = users::public_metadata(profile.as_deref());
-        policy::check(&route.require, identity, metadata).map_err(Reject::Forbidden)?;
+        let holder = match principal {
+            Principal::Session(identity) => identity.into(),
+            Principal::Machine(machine) => machine.into(),
+        };
+        policy::check(&route.require, holder, metadata).map_err(Reject::Forbidden)?;
     }
-    headers::set_identity(request.headers_mut(), &state.headers, &identity.values);
+    match principal {
+        Principal::Session(identity) => headers::set_identity(request.headers_mut(), &state.headers, &identity.values),
+        Principal::Machine(machine) => headers::set_machine(request.headers_mut(), &state.headers, &machine.values),
+    }
     for (header, claim) in &route.claim_headers {
-        if let Some(value) = identity.claim(claim) {
+        if let Some(value) = principal.claim(claim) {
             request.headers_mut().insert(header.clone(), value.clone());
         }
     }

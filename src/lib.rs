@@ -18,7 +18,7 @@
 //!   `mirror` (SQLite), `clerk_api` (Backend API client, Clerk's objects), `router`, `tls`,
 //!   `access` (the access log), `cors` (preflights and `Access-Control-*` headers).
 //! - `config`, `identity`, `server`, and the leaves: `path`, `body`, `metrics`, `cache`,
-//!   `clock`, `ascii`, `clerk_keys`, `signal`, `process`.
+//!   `clock`, `ascii`, `clerk_keys`, `signal`, `process`, `token_type`.
 
 pub mod access;
 pub mod admin;
@@ -54,6 +54,7 @@ pub mod signal;
 pub mod state;
 pub mod sweep;
 pub mod tls;
+pub mod token_type;
 pub mod users;
 pub mod webhook;
 

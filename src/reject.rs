@@ -3,7 +3,7 @@
 //! (`WWW-Authenticate`, `Location`, `Allow`) an answer needs; to a gRPC request, the same
 //! answer as a gRPC status a gRPC client can read. Never a token or key.
 
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::auth::Reason;
@@ -59,6 +59,8 @@ pub enum Reject {
     WebhookRejected(&'static str),
     /// The gateway could not do its own part (e.g. the mirror refused a write).
     Internal,
+    /// Clerk could not verify the credential now (a Backend API outage); retry later.
+    Unavailable(&'static str),
 }
 
 impl Reject {
@@ -77,6 +79,7 @@ impl Reject {
             Reject::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Reject::WebhookRejected(_) => StatusCode::BAD_REQUEST,
             Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -96,6 +99,7 @@ impl Reject {
             Reject::MethodNotAllowed(_) => ("method_not_allowed", None),
             Reject::WebhookRejected(reason) => ("invalid_webhook", Some(("reason", reason))),
             Reject::Internal => ("internal", None),
+            Reject::Unavailable(reason) => ("unavailable", Some(("reason", reason))),
         }
     }
 
@@ -114,7 +118,7 @@ impl Reject {
         match self {
             Reject::Unauthenticated { .. } | Reject::Redirect { .. } => 16,
             Reject::Forbidden(_) | Reject::CrossSite => 7,
-            Reject::BadGateway | Reject::GatewayTimeout => 14,
+            Reject::BadGateway | Reject::GatewayTimeout | Reject::Unavailable(_) => 14,
             Reject::NotFound | Reject::MethodNotAllowed(_) => 12,
             Reject::RequestTimeout => 4,
             Reject::PayloadTooLarge => 8,
@@ -156,6 +160,7 @@ impl Reject {
             }
             Reject::Redirect { location } => builder = builder.header(LOCATION, location.clone()),
             Reject::MethodNotAllowed(allowed) => builder = builder.header(ALLOW, HeaderValue::from_static(allowed)),
+            Reject::Unavailable(_) => builder = builder.header(RETRY_AFTER, HeaderValue::from_static("1")),
             _ => {}
         }
         builder.body(body::full(body)).unwrap_or_else(|_| Response::new(body::empty()))

@@ -14,6 +14,7 @@ use reqwest::Url;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::jwks::KeyStore;
+use crate::auth::machine::MachineSettings;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::{Authenticator, ClaimRules};
 use crate::browser::{Browser, Decision};
@@ -113,7 +114,16 @@ impl AppState {
             Arc::new(directory(config, api_client.clone(), revoked.clone(), clock.clone(), metrics.clone()).await?);
         let restored = users.load_revocations().await.map_err(|source| FileError::new(&config.mirror.path, source))?;
         tracing::debug!(restored, "revocations restored from the mirror");
-        let auth = Authenticator::new(Arc::new(keys), claim_rules(config), revoked, clock.clone(), metrics.clone());
+        let api = users.api().cloned();
+        let auth = Authenticator::new(
+            Arc::new(keys),
+            claim_rules(config),
+            revoked,
+            api,
+            machine_settings(config),
+            clock.clone(),
+            metrics.clone(),
+        );
         let browser = Browser::new(
             config.clerk.publishable_key.as_ref(),
             config.clerk.frontend_api_url.as_ref(),
@@ -139,7 +149,7 @@ impl AppState {
     /// `Error` when a part of `config` cannot be built (the webhook secret, the Frontend API
     /// proxy).
     pub fn reconfigured(&self, config: &Config, keys: Arc<KeyStore>) -> Result<AppState, Error> {
-        let auth = self.auth.reconfigured(keys, claim_rules(config));
+        let auth = self.auth.reconfigured(keys, claim_rules(config), machine_settings(config));
         let browser =
             self.browser.reconfigured(config.clerk.publishable_key.as_ref(), config.clerk.frontend_api_url.as_ref());
         let shared = Shared {
@@ -250,6 +260,10 @@ fn claim_rules(config: &Config) -> ClaimRules {
         clock_skew: config.clerk.clock_skew,
         copied_claims: config.copied_claims(),
     }
+}
+
+fn machine_settings(config: &Config) -> MachineSettings {
+    MachineSettings::new(&config.machine_tokens, config.clerk.clock_skew, config.copied_claims())
 }
 
 /// The one HTTP client for Clerk (JWKS and Backend API).

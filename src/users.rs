@@ -250,8 +250,8 @@ impl Directory {
     /// # Errors
     /// `MirrorError` when the mirror refuses the write (nothing stored).
     pub async fn apply(&self, delivery: Delivery) -> Result<Applied, MirrorError> {
-        if let Write::RevokeSession { session_id, .. } = &delivery.write {
-            self.revoke_in_memory(session_id);
+        if let Write::RevokeSession { session_id: id, .. } | Write::RevokeMachineToken { id } = &delivery.write {
+            self.revoke_in_memory(id);
         }
         let applied = self.mirror.apply(delivery).await?;
         if let Applied::Applied(effect) = &applied {
@@ -311,7 +311,8 @@ impl Directory {
         self.mirror.revoke_session(session_id, user_id).await.map(|_| ())
     }
 
-    /// Puts `session_id` on the in-memory revocation list for the retention.
+    /// Puts `session_id` (or a machine token's id) on the in-memory revocation list for the
+    /// retention.
     fn revoke_in_memory(&self, session_id: &str) {
         let now = self.clock.now_ms();
         self.revoked.insert(session_id, now.saturating_add(ms(self.revocation_retention)), now);

@@ -73,7 +73,7 @@ fn check_with(claims: &Value, rules: &ClaimRules, now_ms: Option<i64>) -> Result
 
 /// Claim `path` (dots into nested objects) as an ASCII-safe header value: strings as they
 /// are, numbers and booleans as written, objects and arrays as compact JSON; null is none.
-fn claim_value(claims: &Value, path: &str) -> Option<HeaderValue> {
+pub(super) fn claim_value(claims: &Value, path: &str) -> Option<HeaderValue> {
     let value = path.split('.').try_fold(claims, |v, key| v.get(key))?;
     let text = match value {
         Value::Null => return None,
@@ -84,7 +84,7 @@ fn claim_value(claims: &Value, path: &str) -> Option<HeaderValue> {
 }
 
 /// Ids go into headers verbatim, so they must be plain visible ASCII.
-fn is_id(id: &str) -> bool {
+pub(super) fn is_id(id: &str) -> bool {
     id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -101,7 +101,7 @@ fn check_azp(claims: &Value, rules: &ClaimRules) -> Result<(), Reason> {
 
 /// Returns the instant (ms) until which the token stays valid; `now_ms` of `None` checks
 /// only that the time claims are well formed.
-fn check_times(claims: &Value, skew: Duration, now_ms: Option<i64>) -> Result<i64, Reason> {
+pub(super) fn check_times(claims: &Value, skew: Duration, now_ms: Option<i64>) -> Result<i64, Reason> {
     let skew_ms = skew.as_millis() as f64;
     let exp_ms = time_claim(claims, "exp")?.ok_or(Reason::TokenVerificationFailed)?;
     let nbf_ms = time_claim(claims, "nbf")?;

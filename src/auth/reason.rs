@@ -46,11 +46,16 @@ pub enum Reason {
     DevBrowserMissing,
     /// Development instance with a dev-browser token in the URL to sync.
     DevBrowserSync,
+    /// A machine token Clerk (or a webhook) says is revoked.
+    TokenRevoked,
+    /// No Authorization token on a route that accepts only machine tokens (cookies are
+    /// never read for them).
+    TokenMissing,
 }
 
 impl Reason {
     /// Every reason, in discriminant order.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 23] = [
         Reason::SessionTokenMissing,
         Reason::TokenInvalid,
         Reason::TokenInvalidAlgorithm,
@@ -72,6 +77,8 @@ impl Reason {
         Reason::SessionTokenIatBeforeClientUat,
         Reason::DevBrowserMissing,
         Reason::DevBrowserSync,
+        Reason::TokenRevoked,
+        Reason::TokenMissing,
     ];
 
     /// Clerk's spelling, as sent in 401 bodies.
@@ -98,6 +105,8 @@ impl Reason {
             Reason::SessionTokenIatBeforeClientUat => "session-token-iat-before-client-uat",
             Reason::DevBrowserMissing => "dev-browser-missing",
             Reason::DevBrowserSync => "dev-browser-sync",
+            Reason::TokenRevoked => "token-revoked",
+            Reason::TokenMissing => "token-missing",
         }
     }
 

@@ -1,6 +1,7 @@
-//! Session-token structure and signature: strict base64url segments, the JOSE header rules
-//! (alg allow-list, `typ`, token category), and the RSA signature check. Claims are decoded
-//! here but judged only in `claims.rs`, after the signature has been verified.
+//! JWT structure and signature: strict base64url segments, the JOSE header rules (alg
+//! allow-list, `typ`, token category) of each class of JWT the instance signs (session,
+//! M2M, OAuth access token), and the RSA signature check. Claims are decoded here but
+//! judged only in `claims.rs` and `machine.rs`, after the signature has been verified.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +19,19 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const CATEGORY_SESSION: &str = "cl_B7d4PD111AAA";
 /// Header `cat` that instances stamping every class use to mean "not categorized".
 const CATEGORY_IGNORE: &str = "cl_I7d4PD111III";
+/// Header `cat` of M2M JWTs.
+const CATEGORY_M2M: &str = "cl_B7d4PD333AAA";
+
+/// The classes of JWT an instance key signs, each with its own header rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtClass {
+    /// A session token: `typ` `JWT` or absent, `cat` the session's (or none, or "ignore").
+    Session,
+    /// An M2M token: `typ` `JWT` or absent, `cat` the M2M category or none.
+    M2m,
+    /// An OAuth access token: `typ` `at+jwt` or `application/at+jwt`.
+    OAuth,
+}
 
 /// A token whose structure and header are acceptable; its signature is not yet checked.
 #[derive(Debug)]
@@ -48,6 +62,14 @@ struct Header {
 /// `TokenInvalid` for structure, `TokenInvalidAlgorithm` for `alg`, `TokenTypeMismatch` for
 /// tokens that announce another class in their header.
 pub fn parse(token: &str) -> Result<Parsed<'_>, Reason> {
+    parse_as(token, JwtClass::Session)
+}
+
+/// Checks the token's shape and the header rules of `class`.
+///
+/// # Errors
+/// As `parse`, `TokenTypeMismatch` meaning "not of `class`".
+pub fn parse_as(token: &str, class: JwtClass) -> Result<Parsed<'_>, Reason> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Reason::TokenInvalid);
     }
@@ -63,7 +85,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Reason> {
     if !claims.is_object() || signature.is_empty() {
         return Err(Reason::TokenInvalid);
     }
-    check_class(&header)?;
+    check_class(&header, class)?;
     if header.crit.is_some() {
         return Err(Reason::TokenInvalid);
     }
@@ -82,24 +104,34 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Reason> {
     Ok(Parsed { kid, alg, claims, signing_input, signature })
 }
 
-/// `typ` must be `JWT` when present; OAuth access tokens and non-session categories are
-/// another class of token.
-fn check_class(header: &Header) -> Result<(), Reason> {
-    match header.typ.as_ref() {
-        None => {}
-        Some(Value::String(typ)) if typ == "JWT" => {}
-        Some(Value::String(typ))
-            if typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt") =>
-        {
-            return Err(Reason::TokenTypeMismatch);
-        }
+/// Whether a `typ` names an OAuth access token.
+pub fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+/// `typ` must be `JWT` when present (`at+jwt` for an OAuth access token, and only there);
+/// a category of another class is a type mismatch.
+fn check_class(header: &Header, class: JwtClass) -> Result<(), Reason> {
+    let access_token = match header.typ.as_ref() {
+        None => false,
+        Some(Value::String(typ)) if typ == "JWT" => false,
+        Some(Value::String(typ)) if is_access_token_type(typ) => true,
         Some(_) => return Err(Reason::TokenInvalid),
+    };
+    if access_token != (class == JwtClass::OAuth) {
+        return Err(Reason::TokenTypeMismatch);
     }
-    match header.cat.as_ref() {
-        None => Ok(()),
-        Some(Value::String(cat)) if cat == CATEGORY_SESSION || cat == CATEGORY_IGNORE => Ok(()),
-        Some(_) => Err(Reason::TokenTypeMismatch),
-    }
+    let cat = match header.cat.as_ref() {
+        None => None,
+        Some(Value::String(cat)) => Some(cat.as_str()),
+        Some(_) => return Err(Reason::TokenTypeMismatch),
+    };
+    let fits = match class {
+        JwtClass::Session => cat.is_none_or(|c| c == CATEGORY_SESSION || c == CATEGORY_IGNORE),
+        JwtClass::M2m => cat.is_none_or(|c| c == CATEGORY_M2M),
+        JwtClass::OAuth => true,
+    };
+    if fits { Ok(()) } else { Err(Reason::TokenTypeMismatch) }
 }
 
 /// Verifies the signature with `key`, whose declared algorithm must be the token's.
@@ -114,9 +146,12 @@ pub fn verify_signature(parsed: &Parsed<'_>, key: &VerifyKey) -> Result<(), Reas
     key.key.verify_sig(parsed.signing_input.as_bytes(), &parsed.signature).map_err(|_| Reason::TokenInvalidSignature)
 }
 
-/// The few claims Clerk's cookie rules look at before verification.
+/// The few claims Clerk's cookie rules (and its token-type routing) look at before
+/// verification.
 #[derive(Debug, Default, Deserialize)]
 pub struct Peek {
+    /// `sub`.
+    pub sub: Option<String>,
     /// `iss`.
     pub iss: Option<String>,
     /// `iat`, seconds.
@@ -134,6 +169,21 @@ pub fn peek(token: &str) -> Option<Peek> {
     let payload = token.split('.').nth(1)?;
     let bytes = decode_segment(payload).ok()?;
     serde_json::from_slice::<Peek>(&bytes).ok()
+}
+
+/// The class a JWT announces, read without verification (Clerk's routing): `typ` `at+jwt`
+/// is an OAuth access token, a `sub` starting `mch_` an M2M token, anything else a session
+/// token. Only for choosing the rules that then verify it.
+pub fn announced_class(token: &str) -> JwtClass {
+    let header = token.split('.').next().and_then(|h| decode_json::<Header>(h).ok());
+    let typ = header.as_ref().and_then(|h| h.typ.as_ref()).and_then(Value::as_str);
+    if typ.is_some_and(is_access_token_type) {
+        return JwtClass::OAuth;
+    }
+    match peek(token).and_then(|p| p.sub) {
+        Some(sub) if sub.starts_with("mch_") => JwtClass::M2m,
+        _ => JwtClass::Session,
+    }
 }
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, Reason> {
@@ -210,5 +260,21 @@ mod tests {
             assert_eq!(parse(&token(header, "{}")).unwrap_err(), Reason::TokenTypeMismatch, "{header}");
         }
         assert!(parse(&token(r#"{"alg":"RS256","cat":"cl_I7d4PD111III"}"#, "{}")).is_ok());
+    }
+
+    #[test]
+    fn each_class_has_its_own_header_rules() {
+        let oauth = token(r#"{"alg":"RS256","typ":"at+jwt"}"#, "{}");
+        assert!(parse_as(&oauth, JwtClass::OAuth).is_ok());
+        assert_eq!(parse_as(&oauth, JwtClass::M2m).unwrap_err(), Reason::TokenTypeMismatch);
+        let plain = token(r#"{"alg":"RS256","typ":"JWT"}"#, "{}");
+        assert_eq!(parse_as(&plain, JwtClass::OAuth).unwrap_err(), Reason::TokenTypeMismatch);
+        let m2m = token(r#"{"alg":"RS256","cat":"cl_B7d4PD333AAA"}"#, "{}");
+        assert!(parse_as(&m2m, JwtClass::M2m).is_ok());
+        assert!(parse_as(&plain, JwtClass::M2m).is_ok(), "tokens minted before categories have none");
+        for cat in ["cl_B7d4PD111AAA", "cl_I7d4PD111III", "cl_B7d4PD222AAA"] {
+            let other = token(&format!(r#"{{"alg":"RS256","cat":"{cat}"}}"#), "{}");
+            assert_eq!(parse_as(&other, JwtClass::M2m).unwrap_err(), Reason::TokenTypeMismatch, "{cat}");
+        }
     }
 }

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Secret;
-use model::{ModelError, User};
+use crate::token_type::TokenType;
+use model::{MachineToken, ModelError, User};
 
 pub mod model;
 
@@ -181,6 +182,31 @@ impl ClerkApi {
         let directives =
             json.get("directives").and_then(Value::as_array).ok_or_else(|| ApiError::Shape("no directives"))?;
         Ok(directives.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+    }
+
+    /// Verifies an opaque machine token of `kind`: `POST /v1/api_keys/verify {secret}`,
+    /// `/v1/m2m_tokens/verify {token}` or `/v1/oauth_applications/access_tokens/verify
+    /// {access_token}`. One attempt: a request waits on it.
+    ///
+    /// # Errors
+    /// `ApiError::Clerk` with status 404 when Clerk does not know the token; any other
+    /// `ApiError` when Clerk refused the secret key or could not answer.
+    pub async fn verify_machine_token(&self, kind: TokenType, token: &str) -> Result<MachineToken, ApiError> {
+        let (path, field) = match kind {
+            TokenType::ApiKey => ("v1/api_keys/verify", "secret"),
+            TokenType::M2mToken => ("v1/m2m_tokens/verify", "token"),
+            TokenType::OAuthToken => ("v1/oauth_applications/access_tokens/verify", "access_token"),
+            TokenType::SessionToken => return Err(ApiError::Shape("session tokens are verified locally")),
+        };
+        let body = serde_json::json!({ field: token });
+        let response = self.authed(Method::POST, self.url(path)?).json(&body).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(clerk_error(status, &body));
+        }
+        let json: Value = serde_json::from_slice(&body).map_err(ApiError::Json)?;
+        Ok(MachineToken::from_json(&json)?)
     }
 
     /// `POST /v1/sessions/{id}/revoke`.

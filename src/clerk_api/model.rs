@@ -1,5 +1,5 @@
-//! Clerk's objects as the Backend API and webhooks send them: `User`, `Organization` and
-//! `OrganizationMembership`, decoded from Clerk's JSON (unknown fields ignored) and checked
+//! Clerk's objects as the Backend API and webhooks send them: `User`, `Organization`,
+//! `OrganizationMembership` and the verified `MachineToken`, decoded from Clerk's JSON (unknown fields ignored) and checked
 //! for the ids the gateway relies on. Clerk's wire format lives here and nowhere else; what
 //! the mirror keeps of these objects is the mirror's business. Timestamps are Unix ms.
 
@@ -166,12 +166,52 @@ impl OrganizationMembership {
     }
 }
 
+/// What the Backend API says of a machine token it verified: an `APIKey`, `M2MToken` or
+/// `IdPOAuthAccessToken` object, read by the fields they share.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MachineToken {
+    /// `ak_…`, `mt_…` or `oat_…`.
+    pub id: String,
+    /// `user_…`, `org_…` or `mch_…`.
+    pub subject: String,
+    /// Scopes (absent or `null` reads as none).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub scopes: Vec<String>,
+    /// Custom claims (API keys and M2M tokens).
+    pub claims: Option<Value>,
+    /// Revoked at Clerk.
+    #[serde(default)]
+    pub revoked: bool,
+    /// Expired at Clerk.
+    #[serde(default)]
+    pub expired: bool,
+    /// Expiry, ms; `None` for a token that never expires.
+    pub expiration: Option<i64>,
+}
+
+impl MachineToken {
+    /// Reads a verified machine token.
+    ///
+    /// # Errors
+    /// `ModelError` when the id or subject is missing or cannot go into a header.
+    pub fn from_json(data: &Value) -> Result<MachineToken, ModelError> {
+        let token: MachineToken = decode("machine token", data)?;
+        check_id(&token.id, "")?;
+        check_id(&token.subject, "")?;
+        Ok(token)
+    }
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 fn decode<T: DeserializeOwned>(object: &'static str, data: &Value) -> Result<T, ModelError> {
     T::deserialize(data).map_err(|source| ModelError::Json { object, source })
 }
 
 fn check_id(id: &str, prefix: &'static str) -> Result<(), ModelError> {
-    if id.starts_with(prefix) && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+    if id.starts_with(prefix) && !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
         Err(ModelError::Id { id: id.to_owned(), prefix })

@@ -12,11 +12,14 @@ use reqwest::Url;
 use super::cors;
 use super::expand::EnvLookup;
 use super::model::{
-    AdminConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource, MirrorConfig, Secret,
-    ServerConfig, TlsFiles, WebhookConfig,
+    AdminConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource, MachineTokensConfig,
+    MirrorConfig, Secret, ServerConfig, TlsFiles, WebhookConfig,
 };
 use super::problems::Problems;
-use super::raw::{RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMirror, RawServer, RawWebhook, Size};
+use super::raw::{
+    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMachineTokens, RawMirror, RawServer, RawWebhook,
+    Size,
+};
 use super::routes::{check_route_path, routes};
 use super::units::parse_duration;
 use super::values::{
@@ -51,6 +54,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Con
         mirror: mirror(raw.mirror, p),
         headers: headers(raw.headers, p),
         auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
+        machine_tokens: machine_tokens(raw.machine_tokens, p),
         routes: routes(raw.routes, upstream_timeout, &cors, p),
     };
     across_sections(&config, p);
@@ -67,6 +71,12 @@ fn across_sections(config: &Config, p: &mut Problems) {
     }
     if config.mirror.reconcile_every.is_some() && keys_known && clerk.secret_key.is_none() {
         p.push(ConfigError::new("mirror.reconcile_every", "needs clerk.secret_key to read users from the Backend API"));
+    }
+    if keys_known && clerk.secret_key.is_none() {
+        for route in config.routes.iter().filter(|r| r.accepts.any_machine()) {
+            let path = format!("route[{}].accepts", route.index);
+            p.push(ConfigError::new(path, "machine tokens are verified with the Backend API: needs clerk.secret_key"));
+        }
     }
     if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
         p.push(ConfigError::new("admin.listen", "must differ from server.listen"));
@@ -341,6 +351,27 @@ fn mirror(raw: RawMirror, p: &mut Problems) -> MirrorConfig {
     }
 }
 
+fn machine_tokens(raw: RawMachineTokens, p: &mut Problems) -> MachineTokensConfig {
+    let d = MachineTokensConfig::default();
+    MachineTokensConfig {
+        cache_ttl: p.take(duration("machine_tokens.cache_ttl", raw.cache_ttl.as_deref(), d.cache_ttl)),
+        refusal_ttl: p.take(duration("machine_tokens.refusal_ttl", raw.refusal_ttl.as_deref(), d.refusal_ttl)),
+        verify_timeout: p.take(timeout(
+            "machine_tokens.verify_timeout",
+            raw.verify_timeout.as_deref(),
+            d.verify_timeout,
+        )),
+        cache_size: match raw.cache_size {
+            None => d.cache_size,
+            Some(n @ 1..) => n,
+            Some(0) => {
+                p.push(ConfigError::new("machine_tokens.cache_size", "must be at least 1"));
+                1
+            }
+        },
+    }
+}
+
 fn webhook(raw: RawWebhook, env: EnvLookup<'_>, p: &mut Problems) -> Option<WebhookConfig> {
     let path = raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_WEBHOOK_PATH.into());
     p.ok(check_route_path(&path).map_err(|m| ConfigError::new("webhook.path", m)));
@@ -389,6 +420,10 @@ fn headers(raw: RawHeaders, p: &mut Problems) -> IdentityHeaderNames {
         user_metadata: name("headers.user_metadata", raw.user_metadata, d.user_metadata),
         user: name("headers.user", raw.user, d.user),
         auth_status: name("headers.auth_status", raw.auth_status, d.auth_status),
+        token_type: name("headers.token_type", raw.token_type, d.token_type),
+        token_id: name("headers.token_id", raw.token_id, d.token_id),
+        machine_id: name("headers.machine_id", raw.machine_id, d.machine_id),
+        scopes: name("headers.scopes", raw.scopes, d.scopes),
     };
     let mut seen = HashSet::new();
     if let Some(twice) = names.all().into_iter().find(|name| !seen.insert(*name)) {

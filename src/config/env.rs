@@ -83,6 +83,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("headers", "user_metadata", Text),
     ("headers", "user", Text),
     ("headers", "auth_status", Text),
+    ("headers", "token_type", Text),
+    ("headers", "token_id", Text),
+    ("headers", "machine_id", Text),
+    ("headers", "scopes", Text),
     ("auth_endpoints", "enabled", Flag),
     ("auth_endpoints", "prefix", Text),
     ("cors", "allow_origins", List),
@@ -90,6 +94,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("cors", "allow_headers", List),
     ("cors", "expose_headers", List),
     ("cors", "max_age", Text),
+    ("machine_tokens", "cache_ttl", Text),
+    ("machine_tokens", "refusal_ttl", Text),
+    ("machine_tokens", "verify_timeout", Text),
+    ("machine_tokens", "cache_size", Number),
 ];
 
 /// The variable that overrides `section.key`.
@@ -234,6 +242,7 @@ mod tests {
             ("headers", fields::<RawHeaders>()),
             ("auth_endpoints", fields::<RawAuthEndpoints>()),
             ("cors", fields::<RawCors>()),
+            ("machine_tokens", fields::<RawMachineTokens>()),
         ];
         let mut wanted: Vec<(&str, &str)> =
             sections.iter().flat_map(|(section, keys)| keys.iter().map(move |key| (*section, *key))).collect();

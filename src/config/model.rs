@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use reqwest::Url;
 
 use crate::clerk_keys::PublishableKey;
+use crate::token_type::TokenTypes;
 
 /// A configuration problem: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +111,8 @@ pub struct Config {
     pub auth_endpoints: Option<String>,
     /// `[cors]`: the policy of the gateway's own paths (`/auth/*`, 404s); `None` = off.
     pub cors: Option<Arc<CorsPolicy>>,
+    /// `[machine_tokens]`.
+    pub machine_tokens: MachineTokensConfig,
     /// `[[route]]`, in file order; `Route::index` is the position here.
     pub routes: Vec<Route>,
 }
@@ -290,6 +293,31 @@ pub struct MirrorConfig {
     pub fetch_timeout: Duration,
 }
 
+/// `[machine_tokens]`: how verified API keys, M2M and OAuth tokens are remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineTokensConfig {
+    /// How long a verified opaque token is trusted before the Backend API is asked again
+    /// (never past the token's own expiry).
+    pub cache_ttl: Duration,
+    /// How long the Backend API's refusal of a token is remembered.
+    pub refusal_ttl: Duration,
+    /// How long a request waits for the Backend API to verify a token.
+    pub verify_timeout: Duration,
+    /// Most tokens remembered, verified and refused together.
+    pub cache_size: usize,
+}
+
+impl Default for MachineTokensConfig {
+    fn default() -> Self {
+        MachineTokensConfig {
+            cache_ttl: Duration::from_secs(30),
+            refusal_ttl: Duration::from_secs(60),
+            verify_timeout: Duration::from_secs(3),
+            cache_size: 10_000,
+        }
+    }
+}
+
 /// The names of every header the gateway sets for identity; all are stripped from clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityHeaderNames {
@@ -313,6 +341,14 @@ pub struct IdentityHeaderNames {
     pub user: HeaderName,
     /// `signed-in` / `signed-out`.
     pub auth_status: HeaderName,
+    /// `session_token`, `api_key`, `m2m_token` or `oauth_token`.
+    pub token_type: HeaderName,
+    /// A machine token's id (`ak_…`, `mt_…`, `oat_…`).
+    pub token_id: HeaderName,
+    /// A machine token's `mch_…` subject.
+    pub machine_id: HeaderName,
+    /// A machine token's comma-separated scopes.
+    pub scopes: HeaderName,
 }
 
 impl Config {
@@ -338,7 +374,7 @@ impl Config {
 
 impl IdentityHeaderNames {
     /// Every configured name, for stripping.
-    pub fn all(&self) -> [&HeaderName; 10] {
+    pub fn all(&self) -> [&HeaderName; 14] {
         [
             &self.user_id,
             &self.session_id,
@@ -350,6 +386,10 @@ impl IdentityHeaderNames {
             &self.user_metadata,
             &self.user,
             &self.auth_status,
+            &self.token_type,
+            &self.token_id,
+            &self.machine_id,
+            &self.scopes,
         ]
     }
 }
@@ -367,6 +407,10 @@ impl Default for IdentityHeaderNames {
             user_metadata: HeaderName::from_static("x-user-metadata"),
             user: HeaderName::from_static("x-user"),
             auth_status: HeaderName::from_static("x-auth-status"),
+            token_type: HeaderName::from_static("x-auth-token-type"),
+            token_id: HeaderName::from_static("x-auth-token-id"),
+            machine_id: HeaderName::from_static("x-machine-id"),
+            scopes: HeaderName::from_static("x-auth-scopes"),
         }
     }
 }
@@ -400,6 +444,8 @@ pub struct Requirements {
     pub org_roles: Vec<String>,
     /// Every one of these permissions must be held in the active organization.
     pub permissions: Vec<String>,
+    /// Every one of these scopes must be held by the machine token.
+    pub scopes: Vec<String>,
     /// The user's public metadata (from the mirror) must contain this object.
     pub metadata: Option<serde_json::Value>,
 }
@@ -407,7 +453,7 @@ pub struct Requirements {
 impl Requirements {
     /// No rules at all.
     pub fn is_empty(&self) -> bool {
-        self.org_roles.is_empty() && self.permissions.is_empty() && self.metadata.is_none()
+        self.org_roles.is_empty() && self.permissions.is_empty() && self.scopes.is_empty() && self.metadata.is_none()
     }
 }
 
@@ -448,6 +494,8 @@ pub struct Route {
     pub upstream: Upstream,
     /// Credential policy.
     pub auth: AuthMode,
+    /// The kinds of token that may sign a request in (`accepts`).
+    pub accepts: TokenTypes,
     /// Remove `path` from the forwarded path.
     pub strip_prefix: bool,
     /// Claim rules.

@@ -64,6 +64,8 @@ pub struct RawConfig {
     pub auth_endpoints: RawAuthEndpoints,
     #[serde(default)]
     pub cors: RawCors,
+    #[serde(default)]
+    pub machine_tokens: RawMachineTokens,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -156,6 +158,16 @@ pub struct RawMirror {
     pub fetch_timeout: Option<String>,
 }
 
+/// `[machine_tokens]`: how verified API keys, M2M and OAuth tokens are remembered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMachineTokens {
+    pub cache_ttl: Option<String>,
+    pub refusal_ttl: Option<String>,
+    pub verify_timeout: Option<String>,
+    pub cache_size: Option<usize>,
+}
+
 /// `[auth_endpoints]`: `/auth/me`, `/auth/logout`, `/auth/login`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +190,10 @@ pub struct RawHeaders {
     pub user_metadata: Option<String>,
     pub user: Option<String>,
     pub auth_status: Option<String>,
+    pub token_type: Option<String>,
+    pub token_id: Option<String>,
+    pub machine_id: Option<String>,
+    pub scopes: Option<String>,
 }
 
 /// One `[[route]]`.
@@ -189,6 +205,7 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub host: Option<String>,
     pub auth: Option<String>,
+    pub accepts: Option<OneOrMany>,
     pub methods: Option<Vec<String>>,
     pub strip_prefix: Option<bool>,
     pub require: Option<RawRequire>,
@@ -208,6 +225,7 @@ pub struct RawRoute {
 pub struct RawRequire {
     pub org_role: Option<OneOrMany>,
     pub permission: Option<OneOrMany>,
+    pub scope: Option<OneOrMany>,
     pub metadata: Option<toml::Table>,
 }
 

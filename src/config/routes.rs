@@ -9,8 +9,9 @@ use http::{HeaderName, Method, Uri};
 use super::cors;
 use super::model::{AuthMode, ConfigError, Requirements, Route, Upstream};
 use super::problems::Problems;
-use super::raw::{RawRequire, RawRoute};
+use super::raw::{OneOrMany, RawRequire, RawRoute};
 use super::values::{size_value, timeout};
+use crate::token_type::{TokenType, TokenTypes};
 
 /// The routes, each checked key by key; a route with a problem is left out (and so not
 /// compared with the others).
@@ -64,6 +65,11 @@ fn route(
         other => Err(ConfigError::new(at("auth"), format!("expected required, optional or public, got {other:?}"))),
     });
     let auth = auth.unwrap_or(AuthMode::Required);
+    let accepts = raw.accepts.map_or(Ok(TokenTypes::SESSION), |a| accepts(&at("accepts"), a));
+    let accepts = p.ok(accepts).unwrap_or_default();
+    if auth == AuthMode::Public && accepts != TokenTypes::SESSION && !p.about(&at("auth")) {
+        p.push(ConfigError::new(at("accepts"), "a public route verifies no token"));
+    }
     let require = p.take(requirements(&at("require"), raw.require.unwrap_or_default()));
     if !require.is_empty() && auth != AuthMode::Required && !p.about(&at("auth")) {
         p.push(ConfigError::new(at("require"), "rules need auth = \"required\""));
@@ -78,6 +84,7 @@ fn route(
         host,
         methods: raw.methods.and_then(|m| p.ok(methods(&at("methods"), m))),
         auth,
+        accepts,
         strip_prefix: raw.strip_prefix.unwrap_or(false),
         require,
         timeout: p.take(timeout(&at("timeout"), raw.timeout.as_deref(), default_timeout)),
@@ -178,6 +185,26 @@ fn removed_headers(path: &str, names: Option<Vec<String>>) -> Result<Vec<HeaderN
     names.iter().enumerate().map(|(i, name)| route_header(&format!("{path}[{i}]"), name, false)).collect()
 }
 
+/// `accepts`: Clerk's token type names, at least one, each once.
+fn accepts(path: &str, raw: OneOrMany) -> Result<TokenTypes, ConfigError> {
+    let names = raw.into_vec();
+    if names.is_empty() {
+        return Err(ConfigError::new(path, "an empty list accepts nothing; remove the key for session tokens only"));
+    }
+    let mut kinds = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let kind = TokenType::from_name(name).ok_or_else(|| {
+            let expected = "expected session_token, api_key, m2m_token or oauth_token";
+            ConfigError::new(format!("{path}[{i}]"), format!("{expected}, got {name:?}"))
+        })?;
+        if kinds.contains(&kind) {
+            return Err(ConfigError::new(format!("{path}[{i}]"), format!("{name} is listed twice")));
+        }
+        kinds.push(kind);
+    }
+    Ok(TokenTypes::of(kinds))
+}
+
 fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError> {
     let metadata = match raw.metadata {
         None => None,
@@ -205,7 +232,11 @@ fn requirements(path: &str, raw: RawRequire) -> Result<Requirements, ConfigError
             ));
         }
     }
-    Ok(Requirements { org_roles, permissions, metadata })
+    let scopes = raw.scope.map(|s| s.into_vec()).unwrap_or_default();
+    if let Some(i) = scopes.iter().position(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b',')) {
+        return Err(ConfigError::new(format!("{path}.scope[{i}]"), "a scope is visible ASCII without commas"));
+    }
+    Ok(Requirements { org_roles, permissions, scopes, metadata })
 }
 
 fn methods(path: &str, raw: Vec<String>) -> Result<Vec<Method>, ConfigError> {

@@ -22,6 +22,11 @@ pub enum Write {
         /// The session's user, when known.
         user_id: Option<String>,
     },
+    /// A machine token revoked or deleted: nothing to store, a verdict to forget.
+    RevokeMachineToken {
+        /// `ak_…`, `mt_…` or `oat_…`.
+        id: String,
+    },
     /// `organization.created` / `updated`.
     UpsertOrg(OrgRecord),
     /// `organization.deleted`.

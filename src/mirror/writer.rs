@@ -261,7 +261,7 @@ fn apply_delivery(conn: &Connection, d: &Delivery, now_ms: i64, retention: Durat
             store::delete_membership(conn, m)?;
             Effect::Stored
         }
-        Write::Nothing => Effect::NotMirrored,
+        Write::RevokeMachineToken { .. } | Write::Nothing => Effect::NotMirrored,
     };
     Ok(Applied::Applied(effect))
 }

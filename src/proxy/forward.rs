@@ -233,6 +233,7 @@ mod tests {
             methods: None,
             upstream: upstream("http://127.0.0.1:9000"),
             auth: AuthMode::Public,
+            accepts: crate::token_type::TokenTypes::SESSION,
             strip_prefix: strip,
             require: Requirements::default(),
             timeout: Duration::from_secs(1),

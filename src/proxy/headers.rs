@@ -7,7 +7,7 @@ use http::header::{CONNECTION, COOKIE, HOST, TE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::IdentityHeaderNames;
-use crate::identity::{IdentityValues, UserValues};
+use crate::identity::{IdentityValues, MachineValues, UserValues};
 
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -22,6 +22,7 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 static SIGNED_IN: HeaderValue = HeaderValue::from_static("signed-in");
 static SIGNED_OUT: HeaderValue = HeaderValue::from_static("signed-out");
+static SESSION_TOKEN: HeaderValue = HeaderValue::from_static("session_token");
 static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 static UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
@@ -175,6 +176,26 @@ pub fn set_identity(headers: &mut HeaderMap, names: &IdentityHeaderNames, v: &Id
         (&names.org_role, &v.org_role),
         (&names.org_slug, &v.org_slug),
         (&names.org_permissions, &v.org_permissions),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers.insert(names.token_type.clone(), SESSION_TOKEN.clone());
+    headers.insert(names.auth_status.clone(), SIGNED_IN.clone());
+}
+
+/// Sets the identity headers of a verified machine token: its type and id, its subject as
+/// the user, organization or machine it is, its scopes.
+pub fn set_machine(headers: &mut HeaderMap, names: &IdentityHeaderNames, v: &MachineValues) {
+    headers.insert(names.token_type.clone(), v.token_type.clone());
+    let optional = [
+        (&names.token_id, &v.token_id),
+        (&names.user_id, &v.user_id),
+        (&names.org_id, &v.org_id),
+        (&names.machine_id, &v.machine_id),
+        (&names.scopes, &v.scopes),
     ];
     for (name, value) in optional {
         if let Some(value) = value {

@@ -49,13 +49,16 @@ pub enum EventKind {
     MembershipUpdated,
     /// `organizationMembership.deleted`.
     MembershipDeleted,
+    /// Any `*.revoked` or `*.deleted` event about an API key, M2M or OAuth token (an id
+    /// starting `ak_`, `mt_` or `oat_`).
+    MachineTokenRevoked,
     /// Anything else (`email.created`, …).
     Other,
 }
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::UserCreated,
         EventKind::UserUpdated,
         EventKind::UserDeleted,
@@ -68,6 +71,7 @@ impl EventKind {
         EventKind::MembershipCreated,
         EventKind::MembershipUpdated,
         EventKind::MembershipDeleted,
+        EventKind::MachineTokenRevoked,
         EventKind::Other,
     ];
 
@@ -89,6 +93,7 @@ impl EventKind {
             EventKind::MembershipCreated => "organizationMembership.created",
             EventKind::MembershipUpdated => "organizationMembership.updated",
             EventKind::MembershipDeleted => "organizationMembership.deleted",
+            EventKind::MachineTokenRevoked => "machineToken.revoked",
             EventKind::Other => "other",
         }
     }
@@ -133,7 +138,10 @@ struct RawEnvelope {
 pub fn parse(body: &[u8]) -> Result<Envelope, EventError> {
     let raw: RawEnvelope = serde_json::from_slice(body).map_err(EventError::Envelope)?;
     let data = &raw.data;
-    let kind = EventKind::of(&raw.event_type);
+    let kind = match EventKind::of(&raw.event_type) {
+        EventKind::Other if revokes_machine_token(&raw.event_type, data) => EventKind::MachineTokenRevoked,
+        kind => kind,
+    };
     let write = match kind {
         EventKind::UserCreated | EventKind::UserUpdated => Write::UpsertUser(User::from_json(data)?.into()),
         EventKind::UserDeleted => Write::DeleteUser { id: id_field(data, "id")? },
@@ -149,10 +157,24 @@ pub fn parse(body: &[u8]) -> Result<Envelope, EventError> {
             Write::UpsertMembership(OrganizationMembership::from_json(data)?.into())
         }
         EventKind::MembershipDeleted => Write::DeleteMembership(OrganizationMembership::from_json(data)?.into()),
+        EventKind::MachineTokenRevoked => match id_field(data, "id")? {
+            id if is_machine_token_id(&id) => Write::RevokeMachineToken { id },
+            _ => return Err(EventError::MissingId("id")),
+        },
         EventKind::Other => Write::Nothing,
     };
     let timestamp_ms = raw.timestamp.map(|t| if t < 1_000_000_000_000 { t.saturating_mul(1000) } else { t });
     Ok(Envelope { kind, event_type: raw.event_type, timestamp_ms, write })
+}
+
+/// A `*.revoked` or `*.deleted` event whose object is a machine token.
+fn revokes_machine_token(event_type: &str, data: &Value) -> bool {
+    let ends = event_type.ends_with(".revoked") || event_type.ends_with(".deleted");
+    ends && data.get("id").and_then(Value::as_str).is_some_and(is_machine_token_id)
+}
+
+fn is_machine_token_id(id: &str) -> bool {
+    ["ak_", "mt_", "oat_"].iter().any(|prefix| id.starts_with(prefix))
 }
 
 fn id_field(data: &Value, key: &'static str) -> Result<String, EventError> {
@@ -196,6 +218,21 @@ mod tests {
         );
         let org = parse(&body(json!({"type": "organization.deleted", "data": {"id": "org_1", "deleted": true}})));
         assert_eq!(org.unwrap().write, Write::DeleteOrg { id: "org_1".into() });
+    }
+
+    #[test]
+    fn revocations_of_machine_tokens_are_told_by_their_ids() {
+        for (event_type, id) in [("apiKey.revoked", "ak_1"), ("m2mToken.deleted", "mt_1"), ("x.revoked", "oat_1")] {
+            let parsed = parse(&body(json!({"type": event_type, "data": {"id": id, "revoked": true}}))).unwrap();
+            assert_eq!(parsed.kind, EventKind::MachineTokenRevoked, "{event_type}");
+            assert_eq!(parsed.write, Write::RevokeMachineToken { id: id.into() });
+        }
+        let other = parse(&body(json!({"type": "apiKey.created", "data": {"id": "ak_1"}}))).unwrap();
+        assert_eq!(other.write, Write::Nothing);
+        let not_a_token = parse(&body(json!({"type": "role.deleted", "data": {"id": "role_1"}}))).unwrap();
+        assert_eq!(not_a_token.write, Write::Nothing);
+        let named = parse(&body(json!({"type": "machineToken.revoked", "data": {"id": "sess_1"}})));
+        assert!(named.is_err(), "only a machine token's id is revoked this way");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod jwks;
 mod layers;
 mod limits;
 mod logs;
+mod machine;
 mod metrics;
 mod pool;
 mod proxy;

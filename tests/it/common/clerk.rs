@@ -1,6 +1,6 @@
 //! A fake Clerk: the Backend API (users by offset or cursor, user count, single users with
-//! Clerk's 404 shape, JWKS, handshake payloads, session revocation, scripted failures; the
-//! secret key `sk_test_fake` required) and the Frontend API's handshake and client paths,
+//! Clerk's 404 shape, JWKS, handshake payloads, session revocation, machine-token
+//! verification, scripted failures; the secret key `sk_test_fake` required) and the Frontend API's handshake and client paths,
 //! on one loopback server that records every request.
 
 use std::collections::BTreeMap;
@@ -46,6 +46,10 @@ pub struct BapiState {
     pub nonces: Mutex<BTreeMap<String, Vec<String>>>,
     /// Every request with its query and headers, for assertions.
     pub seen: Mutex<Vec<(String, String, HeaderMap)>>,
+    /// Machine tokens the verify endpoints know: (endpoint path, token) → Clerk's object.
+    pub machine_tokens: Mutex<BTreeMap<(String, String), Value>>,
+    /// While set, the verify endpoints wait until `release` is notified (or forever).
+    pub hold_verifications: std::sync::atomic::AtomicBool,
 }
 
 /// How the fake Frontend API answers `GET /v1/client/handshake`.
@@ -94,7 +98,19 @@ impl FakeBapi {
     pub fn set_users(&self, users: Vec<Value>) {
         *self.state.users.lock().unwrap() = users;
     }
+
+    /// Makes `POST {endpoint}` (e.g. `/v1/api_keys/verify`) answer `object` for `token`.
+    pub fn machine_token(&self, endpoint: &str, token: &str, object: Value) {
+        self.state.machine_tokens.lock().unwrap().insert((endpoint.to_owned(), token.to_owned()), object);
+    }
 }
+
+/// The body field each machine-token verify endpoint reads the token from.
+const VERIFY_ENDPOINTS: [(&str, &str); 3] = [
+    ("/v1/api_keys/verify", "secret"),
+    ("/v1/m2m_tokens/verify", "token"),
+    ("/v1/oauth_applications/access_tokens/verify", "access_token"),
+];
 
 #[derive(Clone)]
 struct BapiHandler {
@@ -162,6 +178,9 @@ impl Handler for BapiHandler {
             }
             return response;
         }
+        if let Some((_, field)) = VERIFY_ENDPOINTS.iter().find(|(p, _)| *p == path) {
+            return self.verify_machine_token(request, &path, field).await;
+        }
         if path == "/v1/jwks" {
             return json_reply(200, json!({"keys": *s.keys.lock().unwrap()}));
         }
@@ -187,6 +206,21 @@ impl Handler for BapiHandler {
 }
 
 impl BapiHandler {
+    /// Clerk's machine-token verification: the object for a known token, else 404.
+    async fn verify_machine_token(&self, request: Request<Incoming>, path: &str, field: &str) -> Response<Body> {
+        use http_body_util::BodyExt;
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let token = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v[field].as_str().map(str::to_owned));
+        if self.state.hold_verifications.load(Ordering::SeqCst) {
+            self.state.release.notified().await;
+        }
+        let known = token.and_then(|t| self.state.machine_tokens.lock().unwrap().get(&(path.to_owned(), t)).cloned());
+        match known {
+            Some(object) => json_reply(200, object),
+            None => clerk_error(404, "resource_not_found"),
+        }
+    }
+
     /// Mints fresh cookies and sends the browser back to `redirect_url` with a nonce or a
     /// handshake JWT, by query parameter or cookie.
     fn handshake(&self, uri: &http::Uri) -> Response<Body> {

@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 use crate::common::*;
 
 /// An upstream that notes the gateway-side address of every request's connection: `/up/close`
-/// answers with `Connection: close`, `/up/big` with 4 MiB, anything else with `ok`.
+/// answers with `Connection: close`, `/up/big` with a body that never ends, anything else
+/// with `ok`.
 #[derive(Clone, Default)]
 struct Ports(Arc<Mutex<Vec<SocketAddr>>>);
 
@@ -33,7 +34,16 @@ impl Handler for Ports {
                 response.headers_mut().insert("connection", "close".parse().unwrap());
                 response
             }
-            "/up/big" => Response::new(body::full(vec![b'x'; 4 * 1024 * 1024])),
+            // However large a body, loopback's socket buffers may take all of it before the
+            // client leaves; one that never ends is unread for certain.
+            "/up/big" => {
+                use futures_util::StreamExt;
+                use http_body_util::BodyExt;
+                let frame = hyper::body::Frame::data(bytes::Bytes::from("x"));
+                let first = futures_util::stream::iter([Ok::<_, clerk_gateway::body::BoxError>(frame)]);
+                let endless = first.chain(futures_util::stream::pending());
+                Response::new(BodyExt::boxed(http_body_util::StreamBody::new(endless)))
+            }
             _ => Response::new(body::full("ok")),
         }
     }

@@ -1,5 +1,6 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
-//! path, dispatch gateway-owned paths (webhook, Frontend API proxy, `/auth/*`), route,
+//! path, dispatch gateway-owned paths (webhook, forward-auth, Frontend API proxy,
+//! `/auth/*`), route,
 //! answer CORS preflights where a policy applies, decide the credential (a machine token
 //! the route accepts, else Clerk's browser rules), authorize, then forward; the answer gets the policy's CORS headers. Every
 //! gateway answer comes back as a `Reject`, turned into a response in `reject.rs` (a gRPC
@@ -13,21 +14,18 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::access::{AccessRecord, LineFacts};
-use crate::auth::{Reason, policy};
 use crate::auth_endpoints;
+use crate::authorize::authorize;
 use crate::body::Body;
-use crate::browser::{self, Decision};
-use crate::config::{AuthMode, CorsPolicy, Route};
+use crate::config::{CorsPolicy, Route};
 use crate::cors;
-use crate::identity::{Identity, Machine};
+use crate::forward_auth;
 use crate::path;
 use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
 use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::{self, Reject};
 use crate::server::{Handler, Remote};
-use crate::session::{MachineDecision, decide_machine, decide_session};
 use crate::state::{AppState, Current};
-use crate::users;
 
 /// The proxy listener's handler: the configuration serving now plus this worker's upstream
 /// client.
@@ -114,6 +112,10 @@ async fn process<'s>(
         let received = record.count_bytes_in();
         return Ok(endpoint.handle(request, &state.users, &state.clock, &state.metrics, &received).await?);
     }
+    if let Some(prefix) = state.forward_auth.as_deref().filter(|prefix| forward_auth::serves(prefix, &path)) {
+        *cors_policy = None;
+        return forward_auth::handle(state, peer, request, prefix, &path, record).await;
+    }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
         *cors_policy = None;
         record.route_name = Some(Arc::from("frontend-api"));
@@ -145,7 +147,8 @@ async fn process<'s>(
         return Ok(answer);
     }
     check_declared_length(request.headers(), route)?;
-    authorize(state, peer, &mut request, route, record).await?;
+    let admitted = authorize(state, peer, &request, route, record).await?;
+    admitted.set_headers(state, route, request.headers_mut());
     let target = Target {
         route,
         path: &path,
@@ -165,130 +168,6 @@ async fn process<'s>(
     state.route_metrics.upstream_latency(route.index, elapsed);
     record.upstream = Some(elapsed);
     Ok(response)
-}
-
-/// Applies the route's auth mode and rules, setting the identity headers on success.
-async fn authorize(
-    state: &AppState,
-    peer: &Peer,
-    request: &mut Request<Incoming>,
-    route: &Route,
-    record: &mut AccessRecord,
-) -> Result<(), Reject> {
-    if route.auth == AuthMode::Public {
-        return Ok(());
-    }
-    if !route.authenticate_preflight && cors::is_preflight(request.method(), request.headers()) {
-        record.auth = "preflight";
-        return Ok(());
-    }
-    if let Some(decision) = decide_machine(state, request.headers(), route.accepts, record).await {
-        return match decision {
-            MachineDecision::SignedIn(machine) => admit(state, request, route, Principal::Machine(&machine)).await,
-            MachineDecision::SignedOut { reason, token_sent } if route.auth == AuthMode::Required => {
-                Err(Reject::Unauthenticated { reason, token_sent })
-            }
-            MachineDecision::SignedOut { .. } => {
-                headers::set_signed_out(request.headers_mut(), &state.headers);
-                Ok(())
-            }
-            MachineDecision::Unavailable(why) => Err(Reject::Unavailable(why)),
-        };
-    }
-    match decide_session(state, peer, request, true, record).await {
-        Decision::SignedIn { identity, .. } => admit(state, request, route, Principal::Session(&identity)).await,
-        Decision::SignedOut { reason, token_sent, .. } if route.auth == AuthMode::Required => {
-            Err(signed_out_answer(state, peer, request, reason, token_sent))
-        }
-        Decision::SignedOut { .. } => {
-            headers::set_signed_out(request.headers_mut(), &state.headers);
-            Ok(())
-        }
-        Decision::Redirect { location, .. } => Err(Reject::Redirect { location }),
-    }
-}
-
-/// Whoever signed a request in.
-#[derive(Clone, Copy)]
-enum Principal<'a> {
-    /// A session token.
-    Session(&'a Identity),
-    /// An API key, M2M or OAuth token.
-    Machine(&'a Machine),
-}
-
-impl<'a> Principal<'a> {
-    /// The user it acts for (an organization's API key and M2M tokens have none).
-    fn user_id(self) -> Option<&'a str> {
-        match self {
-            Principal::Session(identity) => Some(&identity.user_id),
-            Principal::Machine(machine) => machine.user_id(),
-        }
-    }
-
-    fn claim(self, path: &str) -> Option<&'a HeaderValue> {
-        match self {
-            Principal::Session(identity) => identity.claim(path),
-            Principal::Machine(machine) => machine.claim(path),
-        }
-    }
-}
-
-/// A signed-in request: its user from the mirror, the route's rules, the identity headers.
-async fn admit(
-    state: &AppState,
-    request: &mut Request<Incoming>,
-    route: &Route,
-    principal: Principal<'_>,
-) -> Result<(), Reject> {
-    let profile = match principal.user_id() {
-        Some(user_id) => state.users.lookup(user_id).await,
-        None => None,
-    };
-    if route.auth == AuthMode::Required {
-        let metadata = users::public_metadata(profile.as_deref());
-        let holder = match principal {
-            Principal::Session(identity) => identity.into(),
-            Principal::Machine(machine) => machine.into(),
-        };
-        policy::check(&route.require, holder, metadata).map_err(Reject::Forbidden)?;
-    }
-    match principal {
-        Principal::Session(identity) => headers::set_identity(request.headers_mut(), &state.headers, &identity.values),
-        Principal::Machine(machine) => headers::set_machine(request.headers_mut(), &state.headers, &machine.values),
-    }
-    for (header, claim) in &route.claim_headers {
-        if let Some(value) = principal.claim(claim) {
-            request.headers_mut().insert(header.clone(), value.clone());
-        }
-    }
-    if let Some(profile) = &profile {
-        headers::set_user(request.headers_mut(), &state.headers, &profile.values);
-    }
-    Ok(())
-}
-
-/// A browser page load goes to sign in (when a sign-in URL is configured); anything else
-/// gets 401.
-fn signed_out_answer(
-    state: &AppState,
-    peer: &Peer,
-    request: &Request<Incoming>,
-    reason: Reason,
-    token_sent: bool,
-) -> Reject {
-    if let Some(sign_in) = &state.sign_in_url
-        && browser::is_document_request(request.method(), request.headers())
-    {
-        let mut location = sign_in.clone();
-        if let Some(url) = browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme) {
-            location.query_pairs_mut().append_pair("redirect_url", url.as_str());
-        }
-        if let Ok(location) = HeaderValue::try_from(location.as_str()) {
-            return Reject::Redirect { location };
-        }
-    }
-    Reject::Unauthenticated { reason, token_sent }
 }
 
 /// The methods a proxied request may use (`CONNECT` would turn the gateway into a tunnel).

@@ -45,6 +45,8 @@ pub enum Reject {
     CrossSite,
     /// A `require` rule failed.
     Forbidden(Rule),
+    /// Refused for a reason of the gateway's own (forward-auth: no route takes the request).
+    Denied(&'static str),
     /// The request body exceeds the route's `max_body`.
     PayloadTooLarge,
     /// The upstream refused or reset the connection.
@@ -71,7 +73,7 @@ impl Reject {
             Reject::NotFound => StatusCode::NOT_FOUND,
             Reject::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Reject::Redirect { .. } => StatusCode::TEMPORARY_REDIRECT,
-            Reject::Forbidden(_) | Reject::CrossSite => StatusCode::FORBIDDEN,
+            Reject::Forbidden(_) | Reject::CrossSite | Reject::Denied(_) => StatusCode::FORBIDDEN,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::BadGateway => StatusCode::BAD_GATEWAY,
             Reject::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -92,6 +94,7 @@ impl Reject {
             Reject::Redirect { .. } => ("unauthenticated", None),
             Reject::Forbidden(rule) => ("forbidden", Some(("rule", rule.as_str()))),
             Reject::CrossSite => ("forbidden", Some(("reason", "cross-site"))),
+            Reject::Denied(reason) => ("forbidden", Some(("reason", reason))),
             Reject::PayloadTooLarge => ("payload_too_large", None),
             Reject::BadGateway => ("bad_gateway", None),
             Reject::GatewayTimeout => ("gateway_timeout", None),
@@ -117,7 +120,7 @@ impl Reject {
     fn grpc_status(&self) -> u8 {
         match self {
             Reject::Unauthenticated { .. } | Reject::Redirect { .. } => 16,
-            Reject::Forbidden(_) | Reject::CrossSite => 7,
+            Reject::Forbidden(_) | Reject::CrossSite | Reject::Denied(_) => 7,
             Reject::BadGateway | Reject::GatewayTimeout | Reject::Unavailable(_) => 14,
             Reject::NotFound | Reject::MethodNotAllowed(_) => 12,
             Reject::RequestTimeout => 4,
@@ -142,6 +145,18 @@ impl Reject {
         if let Ok(message) = HeaderValue::try_from(message) {
             headers.insert(&GRPC_MESSAGE, message);
         }
+        response
+    }
+
+    /// The answer to an ingress's auth subrequest (nginx `auth_request` passes on only 2xx,
+    /// 401 and 403): a redirect becomes a 401 that carries the `Location` for the ingress
+    /// to send the browser to; anything else is answered as usual.
+    pub fn into_subrequest_response(self) -> Response<Body> {
+        let Reject::Redirect { location } = self else { return self.into_response() };
+        let mut response =
+            Reject::Unauthenticated { reason: Reason::SessionTokenMissing, token_sent: false }.into_response();
+        *response.body_mut() = body::full(r#"{"error":"unauthenticated","reason":"sign-in"}"#);
+        response.headers_mut().insert(LOCATION, location);
         response
     }
 

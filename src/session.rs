@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Request};
-use hyper::body::Incoming;
 
 use crate::access::AccessRecord;
 use crate::auth::Reason;
@@ -22,10 +21,10 @@ use crate::token_type::{TokenType, TokenTypes};
 /// Decides the session of `request`: signed in, signed out, or a redirect through Clerk's
 /// handshake (never when `may_redirect` is false). Counts the outcome and keeps the cookies
 /// it wants set in `record`.
-pub async fn decide_session(
+pub async fn decide_session<B: Sync>(
     state: &AppState,
     peer: &Peer,
-    request: &Request<Incoming>,
+    request: &Request<B>,
     may_redirect: bool,
     record: &mut AccessRecord,
 ) -> Decision {

@@ -47,6 +47,8 @@ pub struct AppState {
     pub browser: Browser,
     /// The prefix of `/auth/me` and friends, when enabled.
     pub auth_endpoints: Option<String>,
+    /// The path of the forward-auth verify endpoint, when enabled.
+    pub forward_auth: Option<String>,
     /// The Frontend API proxy, when configured.
     pub frontend_proxy: Option<FrontendApiProxy>,
     /// Mirrored users, in front of the SQLite mirror (one for the life of the process).
@@ -188,6 +190,7 @@ impl AppState {
             users: shared.users,
             webhook,
             auth_endpoints: config.auth_endpoints.clone(),
+            forward_auth: config.forward_auth.clone(),
             frontend_proxy,
             metrics: shared.metrics,
             headers: config.headers.clone(),

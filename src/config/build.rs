@@ -17,8 +17,8 @@ use super::model::{
 };
 use super::problems::Problems;
 use super::raw::{
-    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawHeaders, RawMachineTokens, RawMirror, RawServer, RawWebhook,
-    Size,
+    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawForwardAuth, RawHeaders, RawMachineTokens, RawMirror,
+    RawServer, RawWebhook, Size,
 };
 use super::routes::{check_route_path, routes};
 use super::units::parse_duration;
@@ -55,6 +55,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Con
         headers: headers(raw.headers, p),
         auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
         machine_tokens: machine_tokens(raw.machine_tokens, p),
+        forward_auth: forward_auth(raw.forward_auth, p),
         routes: routes(raw.routes, upstream_timeout, &cors, p),
     };
     across_sections(&config, p);
@@ -78,12 +79,27 @@ fn across_sections(config: &Config, p: &mut Problems) {
             p.push(ConfigError::new(path, "machine tokens are verified with the Backend API: needs clerk.secret_key"));
         }
     }
+    let owned = [
+        config.webhook.as_ref().map(|w| ("webhook.path", w.path.as_str())),
+        config.auth_endpoints.as_deref().map(|a| ("auth_endpoints.prefix", a)),
+    ];
+    if let Some(path) = &config.forward_auth
+        && let Some((key, _)) = owned.iter().flatten().find(|(_, other)| under(other, path) || under(path, other))
+    {
+        p.push(ConfigError::new("forward_auth.path", format!("overlaps {key}")));
+    }
     if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
         p.push(ConfigError::new("admin.listen", "must differ from server.listen"));
     }
     if !p.about("headers") {
         check_route_headers(config, p);
     }
+}
+
+/// Whether `path` is `prefix` or under it, on a segment boundary.
+fn under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether a secret was given (inline or as a `_file`) but could not be used.
@@ -266,6 +282,19 @@ fn auth_endpoints(raw: RawAuthEndpoints, p: &mut Problems) -> Option<String> {
         .and_then(|()| if prefix == "/" { Err("needs a path of its own, e.g. \"/auth\"".to_owned()) } else { Ok(()) });
     p.ok(checked.map_err(|m| ConfigError::new("auth_endpoints.prefix", m)))?;
     Some(prefix.trim_end_matches('/').to_owned())
+}
+
+/// The verify endpoint: off unless enabled; its path is the gateway's own (and every path
+/// under it, for Envoy's `path_prefix`).
+fn forward_auth(raw: RawForwardAuth, p: &mut Problems) -> Option<String> {
+    let path = raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/_clerk_gateway/verify".into());
+    let checked = check_route_path(&path)
+        .and_then(|()| if path == "/" { Err("needs a path of its own".to_owned()) } else { Ok(()) });
+    let path = p.ok(checked.map_err(|m| ConfigError::new("forward_auth.path", m))).map(|()| path);
+    if raw.enabled != Some(true) {
+        return None;
+    }
+    Some(path?.trim_end_matches('/').to_owned())
 }
 
 /// Session tokens live a minute; a skew of minutes would accept long-expired tokens.

@@ -98,6 +98,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("machine_tokens", "refusal_ttl", Text),
     ("machine_tokens", "verify_timeout", Text),
     ("machine_tokens", "cache_size", Number),
+    ("forward_auth", "enabled", Flag),
+    ("forward_auth", "path", Text),
 ];
 
 /// The variable that overrides `section.key`.
@@ -243,6 +245,7 @@ mod tests {
             ("auth_endpoints", fields::<RawAuthEndpoints>()),
             ("cors", fields::<RawCors>()),
             ("machine_tokens", fields::<RawMachineTokens>()),
+            ("forward_auth", fields::<RawForwardAuth>()),
         ];
         let mut wanted: Vec<(&str, &str)> =
             sections.iter().flat_map(|(section, keys)| keys.iter().map(move |key| (*section, *key))).collect();

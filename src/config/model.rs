@@ -113,6 +113,8 @@ pub struct Config {
     pub cors: Option<Arc<CorsPolicy>>,
     /// `[machine_tokens]`.
     pub machine_tokens: MachineTokensConfig,
+    /// `[forward_auth]`: the path of the verify endpoint; `None` = off.
+    pub forward_auth: Option<String>,
     /// `[[route]]`, in file order; `Route::index` is the position here.
     pub routes: Vec<Route>,
 }

@@ -66,6 +66,8 @@ pub struct RawConfig {
     pub cors: RawCors,
     #[serde(default)]
     pub machine_tokens: RawMachineTokens,
+    #[serde(default)]
+    pub forward_auth: RawForwardAuth,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -166,6 +168,14 @@ pub struct RawMachineTokens {
     pub refusal_ttl: Option<String>,
     pub verify_timeout: Option<String>,
     pub cache_size: Option<usize>,
+}
+
+/// `[forward_auth]`: the verify endpoint an existing ingress asks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardAuth {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
 }
 
 /// `[auth_endpoints]`: `/auth/me`, `/auth/logout`, `/auth/login`.

@@ -8,6 +8,7 @@ mod common;
 mod cors;
 mod durability;
 mod examples;
+mod forward_auth;
 mod grpc;
 mod harness;
 mod headers;

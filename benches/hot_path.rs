@@ -4,7 +4,8 @@
 //! of a forwarded request (identity strip, identity and `X-Forwarded-*` injection), route
 //! matching in a table of 1,000 prefixes (a hit scanned last, a miss), and the webhook
 //! path: Svix verification of a 10 KiB body, parsing a `user.updated` event, and applying it
-//! to the SQLite mirror (one FULL-synchronous WAL commit, so mostly the disk's fsync).
+//! to the SQLite mirror (one FULL-synchronous WAL commit, so mostly the disk's fsync); and
+//! machine tokens (an M2M JWT first seen and cached) and signing the identity assertion.
 //!
 //!   cargo bench --bench hot_path
 //!   cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 2   (quicker)
@@ -18,6 +19,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clerk_gateway::Clock;
+use clerk_gateway::assertion::{Facts, Signer, Subject};
 use clerk_gateway::auth::machine::MachineSettings;
 use clerk_gateway::auth::revocation::RevokedSessions;
 use clerk_gateway::auth::{Authenticator, ClaimRules, jwks::KeyStore};
@@ -30,6 +32,7 @@ use clerk_gateway::mirror::{Applied, Delivery, Effect, Mirror, Write};
 use clerk_gateway::proxy::headers::{self, Peer};
 use clerk_gateway::router::RouteTable;
 use clerk_gateway::server::Remote;
+use clerk_gateway::token_type::TokenType;
 use clerk_gateway::webhook::events::{self, EventKind};
 use clerk_gateway::webhook::svix::Verifier;
 use clerk_gateway::webhook::{Outcome, Refusal};
@@ -286,5 +289,49 @@ fn webhook(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cookie_path, header_surgery, route_match, webhook);
+/// Machine tokens and the identity assertion: an M2M JWT verified on first sight (RSA) and
+/// from the verdict cache, and signing `X-Clerk-Gateway-Assertion` (Ed25519, and ES256 with
+/// the fixture P-256 key) for a signed-in session.
+fn machine_and_assertion(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let clock = Clock::manual(NOW_MS);
+    let auth = authenticator(&clock);
+    let claims =
+        json!({"sub": "mch_bench", "jti": "mt_bench", "scopes": "mch_a mch_b", "iat": NOW_S - 1, "exp": NOW_S + 3600});
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("ins_bench".into());
+    let key = EncodingKey::from_rsa_pem(fixture("rsa_a.pem").as_bytes()).unwrap();
+    let m2m = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let verified = runtime.block_on(auth.verify_machine(TokenType::M2mToken, &m2m)).unwrap();
+    assert_eq!(verified.subject, "mch_bench");
+    let mut group = c.benchmark_group("machine");
+    group.bench_function("M2M JWT, cached verdict", |b| {
+        b.iter(|| runtime.block_on(auth.verify_machine(TokenType::M2mToken, black_box(&m2m))).unwrap());
+    });
+    group.bench_function("M2M JWT, first sight (RSA)", |b| {
+        b.iter_batched(
+            || authenticator(&clock),
+            |fresh| runtime.block_on(fresh.verify_machine(TokenType::M2mToken, black_box(&m2m))).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+
+    let identity = Identity::new("user_2bench".into(), "sess_2bench".into(), None, NOW_MS + 60_000);
+    let facts = Facts {
+        audience: "http://127.0.0.1:8000",
+        method: "GET",
+        path: "/api/orders",
+        subject: Subject::Session(&identity, Some("bench@example.com")),
+    };
+    let ed25519 = Signer::generate(Duration::from_secs(30)).unwrap();
+    let p256_path = format!("{}/tests/fixtures/ec_p256.pem", env!("CARGO_MANIFEST_DIR"));
+    let p256 = Signer::from_file(std::path::Path::new(&p256_path), Duration::from_secs(30)).unwrap();
+    let mut group = c.benchmark_group("assertion");
+    group.bench_function("sign EdDSA", |b| b.iter(|| ed25519.sign(black_box(&facts), NOW_S).unwrap()));
+    group.bench_function("sign ES256", |b| b.iter(|| p256.sign(black_box(&facts), NOW_S).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, cookie_path, header_surgery, route_match, webhook, machine_and_assertion);
 criterion_main!(benches);

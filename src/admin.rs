@@ -1,8 +1,9 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (keys loaded, a write
-//! through the mirror's writer reaches its file, not draining) and `/metrics` (Prometheus
-//! text). No auth, no routing, no proxying.
+//! through the mirror's writer reaches its file, not draining), `/metrics` (Prometheus
+//! text) and, with `[assertion]` on, `/.well-known/jwks.json` (the assertion's public key).
+//! No auth, no routing, no proxying.
 
-use http::header::CONTENT_TYPE;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -43,6 +44,18 @@ impl Handler for AdminHandler {
                     .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
                 response
             }
+            "/.well-known/jwks.json" => match &self.current.load().assertion {
+                Some(signer) => {
+                    let mut response = Response::new(body::full(signer.jwks().to_owned()));
+                    let headers = response.headers_mut();
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    // A key generated at start changes with each restart; verifiers refetch
+                    // on an unknown kid, and soon anyway.
+                    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+                    response
+                }
+                None => text(StatusCode::NOT_FOUND, "assertions are off\n".into()),
+            },
             _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
         }
     }

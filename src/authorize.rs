@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Request};
 
 use crate::access::AccessRecord;
+use crate::assertion::{Facts, Subject, X_CLERK_GATEWAY_ASSERTION};
 use crate::auth::{Reason, policy};
 use crate::browser::{self, Decision};
 use crate::config::{AuthMode, Route};
@@ -56,6 +57,30 @@ impl Admitted {
         }
         if let Some(profile) = profile {
             headers::set_user(headers, &state.headers, &profile.values);
+        }
+    }
+
+    /// Whom the identity assertion speaks of.
+    pub fn subject(&self) -> Subject<'_> {
+        fn email(profile: &Option<Arc<UserProfile>>) -> Option<&str> {
+            profile.as_deref().and_then(|p| p.record.primary_email.as_deref())
+        }
+        match self {
+            Admitted::Anyone => Subject::Anyone,
+            Admitted::SignedOut => Subject::SignedOut,
+            Admitted::Session(identity, profile) => Subject::Session(identity, email(profile)),
+            Admitted::Machine(machine, profile) => Subject::Machine(machine, email(profile)),
+        }
+    }
+
+    /// Adds `X-Clerk-Gateway-Assertion` for a request forwarded to `route` with `method` and
+    /// `path` (as the upstream receives it), when assertions are on.
+    pub fn assert(&self, state: &AppState, route: &Route, method: &str, path: &str, headers: &mut HeaderMap) {
+        let Some(signer) = &state.assertion else { return };
+        let audience = route.upstream.to_string();
+        let facts = Facts { audience: &audience, method, path, subject: self.subject() };
+        if let Some(value) = signer.sign(&facts, state.clock.now_secs()) {
+            headers.insert(X_CLERK_GATEWAY_ASSERTION.clone(), value);
         }
     }
 

@@ -81,6 +81,8 @@ pub async fn handle(
         Ok(admitted) => {
             let mut response = Response::new(body::empty());
             admitted.set_headers(state, route, response.headers_mut());
+            // The ingress forwards the path as it was sent, which is this one.
+            admitted.assert(state, route, view.method().as_str(), &path, response.headers_mut());
             Ok(response)
         }
         Err(reject @ Reject::Redirect { .. }) if style == Style::Nginx => Ok(reject.into_subrequest_response()),

@@ -149,6 +149,11 @@ async fn process<'s>(
     check_declared_length(request.headers(), route)?;
     let admitted = authorize(state, peer, &request, route, record).await?;
     admitted.set_headers(state, route, request.headers_mut());
+    if state.assertion.is_some() {
+        let upstream_path = proxy::forward::upstream_path(route, &path);
+        let method = request.method().clone();
+        admitted.assert(state, route, method.as_str(), &upstream_path, request.headers_mut());
+    }
     let target = Target {
         route,
         path: &path,

@@ -23,6 +23,7 @@
 pub mod access;
 pub mod admin;
 pub mod ascii;
+pub mod assertion;
 pub mod auth;
 pub mod auth_endpoints;
 pub mod authorize;

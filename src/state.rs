@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use reqwest::Url;
 use tokio_util::task::TaskTracker;
 
+use crate::assertion::{self, Signer};
 use crate::auth::jwks::KeyStore;
 use crate::auth::machine::MachineSettings;
 use crate::auth::revocation::RevokedSessions;
@@ -20,7 +21,7 @@ use crate::auth::{Authenticator, ClaimRules};
 use crate::browser::{Browser, Decision};
 use crate::clerk_api::ClerkApi;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, CorsPolicy, IdentityHeaderNames, KeySource};
+use crate::config::{AssertionConfig, Config, ConfigError, CorsPolicy, IdentityHeaderNames, KeySource};
 use crate::error::Error;
 use crate::metrics::{Labels, Metrics, RouteMetrics};
 use crate::mirror::{FileError, Mirror};
@@ -72,6 +73,8 @@ pub struct AppState {
     pub tunnels: TaskTracker,
     /// Longest pause allowed between two chunks of a proxied request body.
     pub body_read_timeout: Duration,
+    /// The identity assertion's signer, when `[assertion]` is on (one key per process).
+    pub assertion: Option<Arc<Signer>>,
     trusted_proxies: Vec<IpNet>,
     process: Arc<Process>,
 }
@@ -86,6 +89,7 @@ struct Process {
     request_counter: AtomicU64,
     upstream_connect_timeout: Duration,
     api_client: reqwest::Client,
+    assertion: Option<Arc<Signer>>,
 }
 
 /// The parts of an `AppState` that every configuration shares.
@@ -137,6 +141,7 @@ impl AppState {
             request_counter: AtomicU64::new(0),
             upstream_connect_timeout: config.server.upstream_connect_timeout,
             api_client,
+            assertion: config.assertion.as_ref().map(signer).transpose()?.map(Arc::new),
         });
         let shared = Shared { users, metrics, clock, tunnels: TaskTracker::new(), process };
         Ok(Arc::new(Self::assemble(config, auth, browser, shared)?))
@@ -194,12 +199,20 @@ impl AppState {
             frontend_proxy,
             metrics: shared.metrics,
             headers: config.headers.clone(),
-            stripped: config.headers.all().into_iter().cloned().chain(config.claim_header_names()).collect(),
+            stripped: config
+                .headers
+                .all()
+                .into_iter()
+                .chain([&assertion::X_CLERK_GATEWAY_ASSERTION])
+                .cloned()
+                .chain(config.claim_header_names())
+                .collect(),
             sign_in_url: config.clerk.sign_in_url.clone(),
             scheme: if config.server.tls.is_some() { "https" } else { "http" },
             clock: shared.clock,
             tunnels: shared.tunnels,
             body_read_timeout: config.server.body_read_timeout,
+            assertion: shared.process.assertion.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             process: shared.process,
         })
@@ -267,6 +280,19 @@ fn claim_rules(config: &Config) -> ClaimRules {
 
 fn machine_settings(config: &Config) -> MachineSettings {
     MachineSettings::new(&config.machine_tokens, config.clerk.clock_skew, config.copied_claims())
+}
+
+/// The assertion signer: the key file's key, else one generated now.
+///
+/// # Errors
+/// `Error::Config` naming `assertion.key_file` when the file holds no usable key.
+fn signer(config: &AssertionConfig) -> Result<Signer, Error> {
+    let signer = match &config.key_file {
+        Some(path) => Signer::from_file(path, config.lifetime)
+            .map_err(|e| ConfigError::new("assertion.key_file", format!("{}: {e}", path.display())))?,
+        None => Signer::generate(config.lifetime).map_err(|e| ConfigError::new("assertion", e.to_string()))?,
+    };
+    Ok(signer)
 }
 
 /// The one HTTP client for Clerk (JWKS and Backend API).

@@ -3,17 +3,52 @@
 // The app never sees a Clerk token. The gateway in front of it verifies the session, strips
 // any identity header a client sent, and adds its own: X-User-Id, X-Session-Id, X-Org-*,
 // and from its user mirror X-User-Email and X-User (a JSON profile). The middleware below
-// reads them into req.user and trusts them, which is safe only because the server listens
-// on 127.0.0.1, reachable through the gateway alone. WebSocket upgrades pass through the
-// gateway after it has checked the session, with the same headers.
+// reads them into req.user. Listening on 127.0.0.1 makes the gateway the only way in; as
+// defence in depth, with GATEWAY_JWKS_URL set (the gateway's [assertion] on), it also
+// checks the X-Clerk-Gateway-Assertion JWT the gateway signs on every request, so a request
+// that did not come through the gateway is refused even if it reaches the app. WebSocket
+// upgrades pass through the gateway after it has checked the session, with the same headers.
 //
 // Run it:  PORT=8000 node server.js
+//          GATEWAY_JWKS_URL=http://127.0.0.1:9090/.well-known/jwks.json PORT=8000 node server.js
 
 "use strict";
 
+const crypto = require("node:crypto");
 const http = require("node:http");
 const express = require("express");
 const { WebSocketServer } = require("ws");
+
+// The gateway's public keys (its admin listener), when its assertions are to be checked.
+// `aud` is the route's upstream as gateway.toml names it; by default this server's address.
+const JWKS_URL = process.env.GATEWAY_JWKS_URL;
+const AUDIENCE = process.env.GATEWAY_AUDIENCE;
+const jose = JWKS_URL ? import("jose") : null; // jose is an ES module
+const jwks = jose?.then(({ createRemoteJWKSet }) => createRemoteJWKSet(new URL(JWKS_URL)));
+
+/**
+ * The gateway's signed claims about this request (null when checking is off); throws when
+ * the assertion is missing, forged, expired, for another upstream or another request.
+ */
+async function gatewayAssertion(req) {
+  if (!jose) return null;
+  const token = req.headers["x-clerk-gateway-assertion"];
+  if (!token) throw new Error("not through the gateway");
+  const { jwtVerify } = await jose;
+  const local = req.socket;
+  const { payload } = await jwtVerify(token, await jwks, {
+    algorithms: ["EdDSA", "ES256"],
+    issuer: "clerk-gateway",
+    audience: AUDIENCE ?? `http://${local.localAddress.replace(/^::ffff:/, "")}:${local.localPort}`,
+    requiredClaims: ["exp", "iat"],
+  });
+  // The path as the gateway forwarded it (still percent-encoded), without the query.
+  const path = req.url.split("?")[0];
+  const rqh = crypto.createHash("sha256").update(`${req.method} ${path}`).digest("base64url");
+  if (payload.rqh !== rqh) throw new Error("the assertion is for another request");
+  if (payload.sub !== req.headers["x-user-id"]) throw new Error("the headers are not the gateway's");
+  return payload;
+}
 
 /** The signed-in user the gateway describes, or null. */
 function userFrom(headers) {
@@ -33,9 +68,14 @@ function userFrom(headers) {
 }
 
 /** Middleware: req.user, or 401 (on an `optional` or `public` gateway route). */
-function requireUser(req, res, next) {
+async function requireUser(req, res, next) {
   req.user = userFrom(req.headers);
   if (!req.user) return res.status(401).json({ error: "sign in first" });
+  try {
+    await gatewayAssertion(req);
+  } catch (error) {
+    return res.status(401).json({ error: "bad gateway assertion", detail: String(error.message) });
+  }
   next();
 }
 
@@ -98,9 +138,10 @@ const server = http.createServer(app);
 const sockets = new WebSocketServer({ noServer: true });
 
 // A WebSocket at /api/ws greets the signed-in user and echoes what it is sent.
-server.on("upgrade", (req, socket, head) => {
+server.on("upgrade", async (req, socket, head) => {
   const user = userFrom(req.headers);
-  if (new URL(req.url, "http://localhost").pathname !== "/api/ws" || !user) {
+  const asserted = await gatewayAssertion(req).then(() => true, () => false);
+  if (new URL(req.url, "http://localhost").pathname !== "/api/ws" || !user || !asserted) {
     socket.end("HTTP/1.1 401 Unauthorized\r\nconnection: close\r\n\r\n");
     return;
   }

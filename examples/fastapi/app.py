@@ -2,21 +2,66 @@
 
 The app never sees a Clerk token. The gateway in front of it verifies the session, strips
 any identity header a client sent, and adds its own: `X-User-Id`, `X-Session-Id`,
-`X-Org-*`, and from its user mirror `X-User-Email` and `X-User` (a JSON profile). All the
-app does is read them into a typed `User` (`current_user`) and trust them, which is safe
-only because it listens on 127.0.0.1, reachable through the gateway alone.
+`X-Org-*`, and from its user mirror `X-User-Email` and `X-User` (a JSON profile). The app
+reads them into a typed `User` (`current_user`). Listening on 127.0.0.1 makes the gateway
+the only way in; as defence in depth, with `GATEWAY_JWKS_URL` set (the gateway's
+`[assertion]` on), it also checks the `X-Clerk-Gateway-Assertion` JWT the gateway signs on
+every request, so a request that did not come through the gateway is refused even if it
+reaches the app.
 
 Run it:  uvicorn app:app --host 127.0.0.1 --port 8000
+         GATEWAY_JWKS_URL=http://127.0.0.1:9090/.well-known/jwks.json uvicorn app:app ...
 """
 
+import base64
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException
+import jwt
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from pydantic import BaseModel
 
 app = FastAPI(title="notes")
+
+# The gateway's public keys (its admin listener), when its assertions are to be checked.
+JWKS_URL = os.environ.get("GATEWAY_JWKS_URL")
+JWKS = jwt.PyJWKClient(JWKS_URL, cache_keys=True) if JWKS_URL else None
+# `aud` is the route's upstream as gateway.toml names it; by default this app's own address.
+AUDIENCE = os.environ.get("GATEWAY_AUDIENCE")
+
+
+def gateway_assertion(
+    request: Request,
+    x_clerk_gateway_assertion: Annotated[str | None, Header()] = None,
+) -> dict | None:
+    """The gateway's signed claims about this request (None when checking is off); 401 when
+    the assertion is missing, forged, expired, for another upstream or another request."""
+    if JWKS is None:
+        return None
+    if not x_clerk_gateway_assertion:
+        raise HTTPException(status_code=401, detail="not through the gateway")
+    host, port = request.scope["server"]
+    try:
+        key = JWKS.get_signing_key_from_jwt(x_clerk_gateway_assertion)
+        claims = jwt.decode(
+            x_clerk_gateway_assertion,
+            key,
+            algorithms=["EdDSA", "ES256"],
+            audience=AUDIENCE or f"http://{host}:{port}",
+            issuer="clerk-gateway",
+            options={"require": ["exp", "iat", "aud", "iss"]},
+        )
+    except jwt.PyJWTError as error:
+        raise HTTPException(status_code=401, detail=f"bad gateway assertion: {error}") from None
+    # The path as the gateway forwarded it (still percent-encoded), without the query.
+    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    digest = hashlib.sha256(f"{request.method} {path}".encode("latin-1")).digest()
+    if claims.get("rqh") != base64.urlsafe_b64encode(digest).rstrip(b"=").decode():
+        raise HTTPException(status_code=401, detail="the assertion is for another request")
+    return claims
 
 
 @dataclass(frozen=True)
@@ -38,6 +83,7 @@ class User:
 
 
 def current_user(
+    assertion: Annotated[dict | None, Depends(gateway_assertion)],
     x_user_id: Annotated[str | None, Header()] = None,
     x_session_id: Annotated[str | None, Header()] = None,
     x_user_email: Annotated[str | None, Header()] = None,
@@ -49,6 +95,8 @@ def current_user(
     """The request's user; 401 without one (on an `optional` or `public` gateway route)."""
     if not x_user_id:
         raise HTTPException(status_code=401, detail="sign in first")
+    if assertion is not None and assertion.get("sub") != x_user_id:
+        raise HTTPException(status_code=401, detail="the headers are not the gateway's")
     profile = json.loads(x_user) if x_user else {}
     return User(
         id=x_user_id,

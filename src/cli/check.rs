@@ -5,9 +5,13 @@ use std::fmt::Write;
 use std::fs::OpenOptions;
 use std::path::Path;
 
+use std::time::Duration;
+
 use crate::Error;
+use crate::assertion::Signer;
 use crate::config::{self, Config, ConfigError, CorsPolicy, KeySource, OriginPattern, Problems, TlsFiles};
 use crate::tls::{Certificate, TlsError};
+use crate::token_type::TokenTypes;
 
 /// Loads `path`, probes it, and prints the report.
 ///
@@ -40,6 +44,14 @@ fn probe(config: &Config, problems: &mut Problems) {
     }
     if !problems.about("mirror.path") {
         problems.ok(mirror_writable(&config.mirror.path));
+    }
+    if let Some(path) = config.assertion.as_ref().and_then(|a| a.key_file.as_ref())
+        && !problems.about("assertion.key_file")
+    {
+        let loaded = Signer::from_file(path, Duration::from_secs(1));
+        problems.ok(loaded
+            .map(drop)
+            .map_err(|e| ConfigError::new("assertion.key_file", format!("{}: {e}", path.display()))));
     }
 }
 
@@ -128,6 +140,12 @@ pub fn describe(path: &Path, config: &Config, sources: &[(String, String)]) -> S
     if let Some(webhook) = &config.webhook {
         line("webhook", format!("POST {}", webhook.path));
     }
+    line("forward", config.forward_auth.as_ref().map_or_else(|| "(off)".into(), |p| format!("{p} (forward-auth)")));
+    let assertion = config.assertion.as_ref().map(|a| match &a.key_file {
+        Some(file) => format!("X-Clerk-Gateway-Assertion, key {}, {:?}", file.display(), a.lifetime),
+        None => format!("X-Clerk-Gateway-Assertion, key generated at start, {:?}", a.lifetime),
+    });
+    line("assertion", assertion.unwrap_or_else(|| "(off)".into()));
     line("cors", config.cors.as_deref().map_or_else(|| "(off: preflights are forwarded)".into(), cors_summary));
     let from = |env: bool| -> Vec<String> {
         let picked = sources.iter().filter(|(_, origin)| (origin != "file") == env);
@@ -166,6 +184,7 @@ fn route_table(config: &Config) -> String {
         .map(|r| {
             let mut require: Vec<String> = r.require.org_roles.iter().map(|x| format!("org_role={x}")).collect();
             require.extend(r.require.permissions.iter().map(|x| format!("permission={x}")));
+            require.extend(r.require.scopes.iter().map(|x| format!("scope={x}")));
             require.extend(r.require.metadata.iter().map(|m| format!("metadata={m}")));
             [
                 r.index.to_string(),
@@ -174,7 +193,15 @@ fn route_table(config: &Config) -> String {
                 r.methods
                     .as_ref()
                     .map_or_else(|| "*".into(), |m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")),
-                r.auth.as_str().into(),
+                if r.accepts == TokenTypes::SESSION {
+                    r.auth.as_str().into()
+                } else {
+                    format!(
+                        "{} ({})",
+                        r.auth.as_str(),
+                        r.accepts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+                    )
+                },
                 if require.is_empty() { "-".into() } else { require.join(" ") },
                 r.upstream.to_string(),
                 if r.strip_prefix { "yes".into() } else { "no".into() },

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -12,13 +13,13 @@ use reqwest::Url;
 use super::cors;
 use super::expand::EnvLookup;
 use super::model::{
-    AdminConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource, MachineTokensConfig,
-    MirrorConfig, Secret, ServerConfig, TlsFiles, WebhookConfig,
+    AdminConfig, AssertionConfig, ClerkConfig, Config, ConfigError, FrontendProxy, IdentityHeaderNames, KeySource,
+    MachineTokensConfig, MirrorConfig, Secret, ServerConfig, TlsFiles, WebhookConfig,
 };
 use super::problems::Problems;
 use super::raw::{
-    RawAdmin, RawAuthEndpoints, RawClerk, RawConfig, RawForwardAuth, RawHeaders, RawMachineTokens, RawMirror,
-    RawServer, RawWebhook, Size,
+    RawAdmin, RawAssertion, RawAuthEndpoints, RawClerk, RawConfig, RawForwardAuth, RawHeaders, RawMachineTokens,
+    RawMirror, RawServer, RawWebhook, Size,
 };
 use super::routes::{check_route_path, routes};
 use super::units::parse_duration;
@@ -56,6 +57,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Con
         auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
         machine_tokens: machine_tokens(raw.machine_tokens, p),
         forward_auth: forward_auth(raw.forward_auth, p),
+        assertion: assertion(raw.assertion, p),
         routes: routes(raw.routes, upstream_timeout, &cors, p),
     };
     across_sections(&config, p);
@@ -282,6 +284,20 @@ fn auth_endpoints(raw: RawAuthEndpoints, p: &mut Problems) -> Option<String> {
         .and_then(|()| if prefix == "/" { Err("needs a path of its own, e.g. \"/auth\"".to_owned()) } else { Ok(()) });
     p.ok(checked.map_err(|m| ConfigError::new("auth_endpoints.prefix", m)))?;
     Some(prefix.trim_end_matches('/').to_owned())
+}
+
+/// The identity assertion: off unless enabled; a lifetime of 1 s to 10 min.
+fn assertion(raw: RawAssertion, p: &mut Problems) -> Option<AssertionConfig> {
+    let lifetime = duration("assertion.lifetime", raw.lifetime.as_deref(), secs(30)).and_then(|d| {
+        if d < secs(1) || d > secs(600) {
+            Err(ConfigError::new("assertion.lifetime", "expected 1s to 10m (assertions are short-lived)"))
+        } else {
+            Ok(d)
+        }
+    });
+    let lifetime = p.ok(lifetime).unwrap_or(secs(30));
+    let key_file = raw.key_file.filter(|k| !k.is_empty()).map(PathBuf::from);
+    (raw.enabled == Some(true)).then_some(AssertionConfig { key_file, lifetime })
 }
 
 /// The verify endpoint: off unless enabled; its path is the gateway's own (and every path

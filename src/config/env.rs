@@ -100,6 +100,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("machine_tokens", "cache_size", Number),
     ("forward_auth", "enabled", Flag),
     ("forward_auth", "path", Text),
+    ("assertion", "enabled", Flag),
+    ("assertion", "key_file", Text),
+    ("assertion", "lifetime", Text),
 ];
 
 /// The variable that overrides `section.key`.
@@ -246,6 +249,7 @@ mod tests {
             ("cors", fields::<RawCors>()),
             ("machine_tokens", fields::<RawMachineTokens>()),
             ("forward_auth", fields::<RawForwardAuth>()),
+            ("assertion", fields::<RawAssertion>()),
         ];
         let mut wanted: Vec<(&str, &str)> =
             sections.iter().flat_map(|(section, keys)| keys.iter().map(move |key| (*section, *key))).collect();

@@ -37,6 +37,7 @@ impl Config {
             ("mirror.cache_size", m.cache_size != nm.cache_size),
             ("mirror.cache_ttl", m.cache_ttl != nm.cache_ttl),
             ("mirror.fetch_timeout", m.fetch_timeout != nm.fetch_timeout),
+            ("assertion", self.assertion != next.assertion),
         ];
         checks.into_iter().filter(|(_, differs)| *differs).map(|(key, _)| key).collect()
     }

@@ -115,6 +115,8 @@ pub struct Config {
     pub machine_tokens: MachineTokensConfig,
     /// `[forward_auth]`: the path of the verify endpoint; `None` = off.
     pub forward_auth: Option<String>,
+    /// `[assertion]`, when enabled.
+    pub assertion: Option<AssertionConfig>,
     /// `[[route]]`, in file order; `Route::index` is the position here.
     pub routes: Vec<Route>,
 }
@@ -307,6 +309,15 @@ pub struct MachineTokensConfig {
     pub verify_timeout: Duration,
     /// Most tokens remembered, verified and refused together.
     pub cache_size: usize,
+}
+
+/// `[assertion]`: `X-Clerk-Gateway-Assertion` on every forwarded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionConfig {
+    /// A PKCS#8 PEM private key (Ed25519 or P-256); `None`: a key generated at start.
+    pub key_file: Option<PathBuf>,
+    /// How long an assertion is valid (`exp - iat`).
+    pub lifetime: Duration,
 }
 
 impl Default for MachineTokensConfig {

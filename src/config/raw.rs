@@ -68,6 +68,8 @@ pub struct RawConfig {
     pub machine_tokens: RawMachineTokens,
     #[serde(default)]
     pub forward_auth: RawForwardAuth,
+    #[serde(default)]
+    pub assertion: RawAssertion,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -168,6 +170,15 @@ pub struct RawMachineTokens {
     pub refusal_ttl: Option<String>,
     pub verify_timeout: Option<String>,
     pub cache_size: Option<usize>,
+}
+
+/// `[assertion]`: the signed identity assertion for the upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    pub enabled: Option<bool>,
+    pub key_file: Option<String>,
+    pub lifetime: Option<String>,
 }
 
 /// `[forward_auth]`: the verify endpoint an existing ingress asks.

@@ -131,10 +131,8 @@ fn platform_tls() -> Result<rustls::ClientConfig, ClientError> {
 /// The path the upstream receives: the normalized request path, without the route prefix
 /// when `strip_prefix` is set, under the upstream's base path, plus the original query.
 pub fn upstream_uri(upstream: &Upstream, route: &Route, path: &str, query: Option<&str>) -> Result<Uri, ForwardError> {
-    let path = if route.strip_prefix { strip_prefix(&route.path, path) } else { path };
     let mut target = String::with_capacity(upstream.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
-    target.push_str(&upstream.base_path);
-    target.push_str(path);
+    push_upstream_path(&mut target, upstream, route, path);
     if let Some(query) = query {
         target.push('?');
         target.push_str(query);
@@ -146,6 +144,20 @@ pub fn upstream_uri(upstream: &Upstream, route: &Route, path: &str, query: Optio
         .path_and_query(path_and_query)
         .build()
         .map_err(|_| ForwardError::InvalidPath)
+}
+
+/// The path the upstream receives for `path` (normalized): without the route's prefix when
+/// `strip_prefix` is set, under the upstream's base path; no query.
+pub fn upstream_path(route: &Route, path: &str) -> String {
+    let mut target = String::with_capacity(route.upstream.base_path.len() + path.len());
+    push_upstream_path(&mut target, &route.upstream, route, path);
+    target
+}
+
+fn push_upstream_path(target: &mut String, upstream: &Upstream, route: &Route, path: &str) {
+    let path = if route.strip_prefix { strip_prefix(&route.path, path) } else { path };
+    target.push_str(&upstream.base_path);
+    target.push_str(path);
 }
 
 /// `path` without `prefix` (which it is known to match), always starting with `/`.

@@ -36,8 +36,20 @@ fn available(what: &str, ok: bool) -> bool {
     ok
 }
 
-/// The gateway binary on the example's own `gateway.toml`, in front of `app`.
-async fn gateway_for(name: &str, app: &ChildServer) -> Running {
+/// A loopback address for the gateway's admin listener, free now, chosen before the app
+/// starts: the app is told where the gateway's JWKS will be.
+fn admin_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The gateway's JWKS URL on `admin`, for the app to check assertions against.
+fn jwks_url(admin: SocketAddr) -> String {
+    format!("http://{admin}/.well-known/jwks.json")
+}
+
+/// The gateway binary on the example's own `gateway.toml`, in front of `app`, with its
+/// admin listener on `admin`.
+async fn gateway_for(name: &str, app: &ChildServer, admin: SocketAddr) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mirror = dir.path().join("mirror.db").display().to_string();
     let upstream = format!("http://{}", app.addr);
@@ -48,7 +60,7 @@ async fn gateway_for(name: &str, app: &ChildServer) -> Running {
         ("CLERK_GATEWAY_CLERK_JWT_KEY_FILE", key.as_str()),
         ("CLERK_GATEWAY_SERVER_LISTEN", "127.0.0.1:0"),
         ("CLERK_GATEWAY_SERVER_DRAIN_DELAY", "0s"),
-        ("CLERK_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0"),
+        ("CLERK_GATEWAY_ADMIN_LISTEN", &admin.to_string()),
         ("CLERK_GATEWAY_MIRROR_PATH", mirror.as_str()),
     ];
     start_binary(example(name).join("gateway.toml"), dir, &env).await
@@ -106,6 +118,11 @@ async fn the_notes_api_behind_the_gateway(gw: SocketAddr, app: SocketAddr) {
     assert_eq!(both.json()["id"], "user_alice", "the gateway's X-User-Id replaces the client's");
     let direct = get(app, "/api/me", &[]).await;
     assert_eq!(direct.status, 401, "the app's own check refuses a request without the headers");
+    let bypass = get(app, "/api/me", &[("x-user-id", "user_alice"), ("x-session-id", "sess_1")]).await;
+    assert_eq!(bypass.status, 401, "headers that did not come through the gateway carry no assertion");
+    let forged =
+        get(app, "/api/me", &[("x-user-id", "user_alice"), ("x-clerk-gateway-assertion", "e30.e30.e30")]).await;
+    assert_eq!(forged.status, 401, "a forged assertion is refused");
 
     let before = get(gw, "/api/profile", &signed_in).await;
     assert_eq!(before.json()["email"], Value::Null, "the mirror does not know the user yet");
@@ -141,10 +158,11 @@ async fn the_fastapi_example_works_behind_the_gateway() {
         return;
     }
     let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/examples/uvicorn_on_free_port.py");
+    let admin = admin_address();
     let mut command = Command::new(&python);
-    command.arg(launcher).arg(example("fastapi"));
+    command.arg(launcher).arg(example("fastapi")).env("GATEWAY_JWKS_URL", jwks_url(admin));
     let app = ChildServer::start(command);
-    let running = gateway_for("fastapi", &app).await;
+    let running = gateway_for("fastapi", &app, admin).await;
     the_notes_api_behind_the_gateway(running.proxy, app.addr).await;
     assert_eq!(running.stop().await, Some(0));
 }
@@ -156,10 +174,11 @@ async fn the_express_example_works_behind_the_gateway_with_sse_and_a_websocket()
     if !available("node with the Express example's `npm ci`", node && installed) {
         return;
     }
+    let admin = admin_address();
     let mut command = Command::new("node");
-    command.arg("server.js").current_dir(example("express")).env("PORT", "0");
+    command.arg("server.js").current_dir(example("express")).env("PORT", "0").env("GATEWAY_JWKS_URL", jwks_url(admin));
     let app = ChildServer::start(command);
-    let running = gateway_for("express", &app).await;
+    let running = gateway_for("express", &app, admin).await;
     the_notes_api_behind_the_gateway(running.proxy, app.addr).await;
 
     let member = token("member");

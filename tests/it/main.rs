@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway on 127.0.0.1:0 against fake Clerk servers and an
 //! echo upstream, all on loopback. One binary, so the crate links once.
 
+mod assertion;
 mod browser;
 mod chromium;
 mod cli;

@@ -3,9 +3,10 @@
 //! the same route table and rules as proxy mode. The original request comes from a trusted
 //! proxy's `X-Original-URI`/`X-Original-URL`/`X-Original-Method` (nginx `auth_request`,
 //! ingress-nginx `auth-url`) or `X-Forwarded-Uri`/`X-Forwarded-Method` (Traefik
-//! ForwardAuth); otherwise it is the request itself, its path what follows the verify path
-//! (Envoy `ext_authz` with `path_prefix`). 200 carries the identity headers; a refusal is
-//! the proxy mode's 401/403, a browser's redirect a 401 with `Location` for nginx.
+//! ForwardAuth), or else the request itself, its path what follows the verify path (Envoy
+//! `ext_authz` with `path_prefix`); named twice, or not at all, it is refused. 200 carries
+//! the identity headers; a refusal is the proxy mode's 401/403, a browser's redirect a 401
+//! with `Location` for nginx.
 
 use http::header::HOST;
 use http::uri::PathAndQuery;
@@ -52,17 +53,17 @@ struct Original {
 /// Answers the ingress's question about the request it names.
 ///
 /// # Errors
-/// The refusal: 400 for an original request that cannot be read, 403 (`no-route`) when no
-/// route takes it, and proxy mode's 401, 403 and 503.
+/// The refusal: 400 for an original request that cannot be read, is named twice or not at
+/// all, or whose path the gateway would read otherwise; 403 (`no-route`) when no route
+/// takes it; and proxy mode's 401, 403 and 503.
 pub async fn handle(
     state: &AppState,
     peer: &Peer,
     request: Request<Incoming>,
     prefix: &str,
-    path: &str,
     record: &mut AccessRecord,
 ) -> Result<Response<Body>, Reject> {
-    let original = original(&request, prefix, path, peer.trusted)?;
+    let original = original(&request, prefix, peer.trusted)?;
     let style = original.style;
     let view = view(&request, original)?;
     // The ingress forwards the path as it was sent, so one the gateway would read otherwise
@@ -81,8 +82,8 @@ pub async fn handle(
         Ok(admitted) => {
             let mut response = Response::new(body::empty());
             admitted.set_headers(state, route, response.headers_mut());
-            // The ingress forwards the path as it was sent, which is this one.
-            admitted.assert(state, route, view.method().as_str(), &path, response.headers_mut());
+            // The ingress forwards the path as it was sent.
+            admitted.assert(state, route, view.method().as_str(), view.uri().path(), response.headers_mut());
             Ok(response)
         }
         Err(reject @ Reject::Redirect { .. }) if style == Style::Nginx => Ok(reject.into_subrequest_response()),
@@ -90,38 +91,55 @@ pub async fn handle(
     }
 }
 
-/// The original method, target and host: from a trusted proxy's headers when it sent them,
-/// else the request itself with the verify path taken off.
-fn original(request: &Request<Incoming>, prefix: &str, path: &str, trusted: bool) -> Result<Original, Reject> {
+/// The original method, target and host, from exactly one of the ways an ingress names
+/// them, each with its own host source: `X-Original-URL` (its authority), `X-Original-URI`
+/// (`Host`), `X-Forwarded-Uri` (`X-Forwarded-Host`, which Traefik sets), or the request
+/// itself with the verify path taken off its path as sent (`Host`). Only a trusted peer's
+/// headers count (anyone else's were removed before). Two ways at once, a header twice, or
+/// none at all fail closed: a client must not be able to add a name the ingress did not
+/// overwrite.
+fn original(request: &Request<Incoming>, prefix: &str, trusted: bool) -> Result<Original, Reject> {
     let headers = request.headers();
-    let named = |name: &HeaderName| headers.get(name).filter(|_| trusted);
-    let forwarded_host = named(&X_FORWARDED_HOST).cloned();
-    let host = || forwarded_host.clone().or_else(|| headers.get(HOST).cloned());
-    if let Some(url) = named(&X_ORIGINAL_URL) {
+    let single = |name: &HeaderName| -> Result<Option<&HeaderValue>, Reject> {
+        let mut values = headers.get_all(name).iter().filter(|_| trusted);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(Reject::BadRequest("ambiguous-original"));
+        }
+        Ok(first)
+    };
+    let (url, uri, forwarded_uri) = (single(&X_ORIGINAL_URL)?, single(&X_ORIGINAL_URI)?, single(&X_FORWARDED_URI)?);
+    if [url, uri, forwarded_uri].iter().flatten().count() > 1 {
+        return Err(Reject::BadRequest("ambiguous-original"));
+    }
+    let own_host = || headers.get(HOST).cloned();
+    if let Some(url) = url {
         let uri = Uri::try_from(url.as_bytes()).map_err(|_| Reject::BadRequest("x-original-url"))?;
         let target = uri.path_and_query().cloned().ok_or(Reject::BadRequest("x-original-url"))?;
-        let host =
-            forwarded_host.clone().or_else(|| uri.authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok()));
-        let method = method(named(&X_ORIGINAL_METHOD), request.method())?;
-        return Ok(Original { method, target, host: host.or_else(|| headers.get(HOST).cloned()), style: Style::Nginx });
+        let host = uri.authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok()).or_else(own_host);
+        let method = method(single(&X_ORIGINAL_METHOD)?, request.method())?;
+        return Ok(Original { method, target, host, style: Style::Nginx });
     }
-    if let Some(uri) = named(&X_ORIGINAL_URI) {
+    if let Some(uri) = uri {
         let target = PathAndQuery::try_from(uri.as_bytes()).map_err(|_| Reject::BadRequest("x-original-uri"))?;
-        let method = method(named(&X_ORIGINAL_METHOD), request.method())?;
-        return Ok(Original { method, target, host: host(), style: Style::Nginx });
+        let method = method(single(&X_ORIGINAL_METHOD)?, request.method())?;
+        return Ok(Original { method, target, host: own_host(), style: Style::Nginx });
     }
-    if let Some(uri) = named(&X_FORWARDED_URI) {
+    if let Some(uri) = forwarded_uri {
         let target = PathAndQuery::try_from(uri.as_bytes()).map_err(|_| Reject::BadRequest("x-forwarded-uri"))?;
-        let method = method(named(&X_FORWARDED_METHOD), request.method())?;
-        return Ok(Original { method, target, host: host(), style: Style::Direct });
+        let method = method(single(&X_FORWARDED_METHOD)?, request.method())?;
+        let host = single(&X_FORWARDED_HOST)?.cloned().or_else(own_host);
+        return Ok(Original { method, target, host, style: Style::Direct });
     }
-    let rest = path.strip_prefix(prefix).filter(|r| !r.is_empty()).unwrap_or("/");
+    // Envoy's form: the original path follows the verify path, exactly as sent.
+    let rest = request.uri().path().strip_prefix(prefix).filter(|r| r.starts_with('/'));
+    let rest = rest.ok_or(Reject::BadRequest("no-original-request"))?;
     let target = match request.uri().query() {
         Some(query) => format!("{rest}?{query}"),
         None => rest.to_owned(),
     };
     let target = PathAndQuery::try_from(target).map_err(|_| Reject::BadRequest("invalid-path"))?;
-    Ok(Original { method: request.method().clone(), target, host: host(), style: Style::Direct })
+    Ok(Original { method: request.method().clone(), target, host: own_host(), style: Style::Direct })
 }
 
 fn method(named: Option<&HeaderValue>, own: &Method) -> Result<Method, Reject> {
@@ -142,6 +160,8 @@ fn view(request: &Request<Incoming>, original: Original) -> Result<Request<()>, 
         return Err(Reject::BadRequest("invalid-host"));
     }
     let mut headers: HeaderMap = request.headers().clone();
+    // The host chosen above is the one: public URLs (redirects) are built from it alone.
+    headers.remove(&X_FORWARDED_HOST);
     headers.insert(HOST, host);
     let uri = Uri::from(original.target);
     let mut view = Request::new(());

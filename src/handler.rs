@@ -114,7 +114,7 @@ async fn process<'s>(
     }
     if let Some(prefix) = state.forward_auth.as_deref().filter(|prefix| forward_auth::serves(prefix, &path)) {
         *cors_policy = None;
-        return forward_auth::handle(state, peer, request, prefix, &path, record).await;
+        return forward_auth::handle(state, peer, request, prefix, record).await;
     }
     if let Some(fapi) = state.frontend_proxy.as_ref().filter(|p| p.serves(&path)) {
         *cors_policy = None;

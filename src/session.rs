@@ -112,7 +112,10 @@ pub async fn decide_machine(
             state.metrics.auth_outcome(reason.index() + 1);
             ("signed-out", reason.as_str())
         }
-        MachineDecision::Unavailable(why) => ("unavailable", *why),
+        MachineDecision::Unavailable(why) => {
+            state.metrics.auth_outcome(Decision::UNAVAILABLE_METRIC);
+            ("unavailable", *why)
+        }
     };
     Some(decision)
 }

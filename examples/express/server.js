@@ -46,7 +46,11 @@ async function gatewayAssertion(req) {
   const path = req.url.split("?")[0];
   const rqh = crypto.createHash("sha256").update(`${req.method} ${path}`).digest("base64url");
   if (payload.rqh !== rqh) throw new Error("the assertion is for another request");
-  if (payload.sub !== req.headers["x-user-id"]) throw new Error("the headers are not the gateway's");
+  // The identity headers must say what the gateway signed for this very request.
+  const h = req.headers;
+  const signed = [payload.sub, payload.sid, payload.org_id, payload.org_role, (payload.org_permissions ?? []).join(",")];
+  const sent = [h["x-user-id"], h["x-session-id"], h["x-org-id"], h["x-org-role"], h["x-org-permissions"] ?? ""];
+  if (signed.some((value, i) => (value ?? undefined) !== sent[i])) throw new Error("the headers are not the gateway's");
   return payload;
 }
 

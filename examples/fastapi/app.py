@@ -95,8 +95,13 @@ def current_user(
     """The request's user; 401 without one (on an `optional` or `public` gateway route)."""
     if not x_user_id:
         raise HTTPException(status_code=401, detail="sign in first")
-    if assertion is not None and assertion.get("sub") != x_user_id:
-        raise HTTPException(status_code=401, detail="the headers are not the gateway's")
+    if assertion is not None:
+        # The identity headers must say what the gateway signed for this very request.
+        signed = (assertion.get(k) for k in ("sub", "sid", "org_id", "org_role"))
+        sent = (x_user_id, x_session_id, x_org_id, x_org_role)
+        permissions = ",".join(assertion.get("org_permissions") or [])
+        if any(a != b for a, b in zip(signed, sent)) or permissions != (x_org_permissions or ""):
+            raise HTTPException(status_code=401, detail="the headers are not the gateway's")
     profile = json.loads(x_user) if x_user else {}
     return User(
         id=x_user_id,

@@ -106,12 +106,33 @@ struct Verdict {
 /// One Backend API verification in flight; everyone asking for the same token waits on it.
 type Flight = Arc<OnceCell<Result<Verdict, &'static str>>>;
 
+/// Most Backend API verifications in flight at once, all tokens together.
+const MAX_CALLS: usize = 32;
+
+/// Removes a flight from the table when the last request holding it lets go.
+struct Leaving<'a> {
+    table: &'a Mutex<HashMap<TokenKey, Flight>>,
+    key: TokenKey,
+    flight: &'a Flight,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        // Two holders left: the table and this request.
+        if table.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, self.flight)) && Arc::strong_count(self.flight) <= 2 {
+            table.remove(&self.key);
+        }
+    }
+}
+
 /// Verifies machine tokens for one Clerk instance.
 pub struct MachineVerifier {
     api: Option<ClerkApi>,
     settings: MachineSettings,
     verdicts: quick_cache::sync::Cache<TokenKey, Verdict>,
     in_flight: Mutex<HashMap<TokenKey, Flight>>,
+    calls: tokio::sync::Semaphore,
     revoked: Arc<RevokedSessions>,
     clock: Clock,
 }
@@ -120,7 +141,8 @@ impl MachineVerifier {
     /// A verifier asking `api` about opaque tokens; `revoked` holds revoked token ids.
     pub fn new(api: Option<ClerkApi>, settings: MachineSettings, revoked: Arc<RevokedSessions>, clock: Clock) -> Self {
         let verdicts = quick_cache::sync::Cache::new(settings.capacity.max(1));
-        MachineVerifier { api, settings, verdicts, in_flight: Mutex::default(), revoked, clock }
+        let calls = tokio::sync::Semaphore::new(MAX_CALLS);
+        MachineVerifier { api, settings, verdicts, in_flight: Mutex::default(), calls, revoked, clock }
     }
 
     /// The settings it was built with (a reload with the same ones keeps its verdicts).
@@ -184,7 +206,8 @@ impl MachineVerifier {
         }
         let valid_until_ms = check_times(claims, self.settings.clock_skew, Some(self.clock.now_ms()))?;
         let id = claims.get("jti").and_then(Value::as_str).filter(|s| is_id(s)).unwrap_or("");
-        let mut machine = Machine::new(kind, id.to_owned(), subject.to_owned(), jwt_scopes(kind, claims));
+        let scopes = checked_scopes(jwt_scopes(kind, claims))?;
+        let mut machine = Machine::new(kind, id.to_owned(), subject.to_owned(), scopes);
         machine.expires_at_ms = Some(valid_until_ms);
         machine.claims = self.copied(claims);
         Ok(machine)
@@ -203,17 +226,24 @@ impl MachineVerifier {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             in_flight.entry(key).or_default().clone()
         };
+        // Leaves the table with the last request waiting on it, answered or not (a client
+        // that goes away must not leave its token's entry behind).
+        let _leaving = Leaving { table: &self.in_flight, key, flight: &flight };
         let answer = flight.get_or_init(|| self.call_clerk(kind, token, key)).await.clone();
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if in_flight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            in_flight.remove(&key);
-        }
         answer.map_err(MachineError::Unavailable)
     }
 
     async fn call_clerk(&self, kind: TokenType, token: &str, key: TokenKey) -> Result<Verdict, &'static str> {
         let Some(api) = &self.api else { return Err("secret-key-missing") };
-        let asked = tokio::time::timeout(self.settings.verify_timeout, api.verify_machine_token(kind, token)).await;
+        let deadline = tokio::time::Instant::now() + self.settings.verify_timeout;
+        // At most `MAX_CALLS` at once: a flood of made-up tokens must not spend the Backend
+        // API's rate limit that real ones need.
+        let permit = tokio::time::timeout_at(deadline, self.calls.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            tracing::warn!(kind = kind.as_str(), "too many machine tokens waiting for the Backend API");
+            return Err("clerk-api-unavailable");
+        };
+        let asked = tokio::time::timeout_at(deadline, api.verify_machine_token(kind, token)).await;
         let now_ms = self.clock.now_ms();
         let refused =
             |reason: Reason| Verdict { outcome: Err(reason), until_ms: now_ms + ms(self.settings.refusal_ttl) };
@@ -244,7 +274,7 @@ impl MachineVerifier {
         if found.expired || found.expiration.is_some_and(|at| at <= now_ms) {
             return Err(Reason::TokenExpired);
         }
-        let mut machine = Machine::new(kind, found.id, found.subject, found.scopes);
+        let mut machine = Machine::new(kind, found.id, found.subject, checked_scopes(found.scopes)?);
         machine.expires_at_ms = found.expiration;
         machine.claims = found.claims.as_ref().map(|c| self.copied(c)).unwrap_or_default();
         let until_ms = found.expiration.unwrap_or(i64::MAX).min(now_ms + ms(self.settings.cache_ttl));
@@ -283,6 +313,13 @@ fn jwt_scopes(kind: TokenType, claims: &Value) -> Vec<String> {
     first.or(second).unwrap_or_default()
 }
 
+/// Scopes go into `X-Auth-Scopes` joined by commas, so each must be visible ASCII without
+/// one: anything else would be split otherwise by the upstream than by `require.scope`.
+fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, Reason> {
+    let plain = |s: &String| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+    if scopes.iter().all(plain) { Ok(scopes) } else { Err(Reason::TokenVerificationFailed) }
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -305,6 +342,21 @@ mod tests {
         assert_eq!(kind_of(&jwt(r#"{"typ":"JWT"}"#, r#"{"sub":"mch_1"}"#)), TokenType::M2mToken);
         assert_eq!(kind_of(&jwt(r#"{"typ":"JWT"}"#, r#"{"sub":"user_1"}"#)), TokenType::SessionToken);
         assert_eq!(kind_of("garbage"), TokenType::SessionToken);
+    }
+
+    #[test]
+    fn a_flight_leaves_the_table_with_its_last_holder() {
+        let table: Mutex<HashMap<TokenKey, Flight>> = Mutex::default();
+        let key = key_of("ak_1");
+        let first = table.lock().unwrap().entry(key).or_default().clone();
+        let second = table.lock().unwrap().get(&key).unwrap().clone();
+        drop(Leaving { table: &table, key, flight: &first });
+        assert!(table.lock().unwrap().contains_key(&key), "another request still waits on it");
+        drop(first);
+        drop(Leaving { table: &table, key, flight: &second });
+        assert!(table.lock().unwrap().is_empty(), "a cancelled verification leaves nothing behind");
+        assert_eq!(checked_scopes(vec!["a,b".into()]), Err(Reason::TokenVerificationFailed));
+        assert!(checked_scopes(vec!["read:users".into()]).is_ok());
     }
 
     #[test]

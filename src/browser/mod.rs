@@ -58,13 +58,17 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// Metric labels of every decision: `signed-in`, each reason, `handshake`.
+    /// Metric labels of every decision: `signed-in`, each reason, `handshake`, and
+    /// `unavailable` (a machine token Clerk could not verify; see `UNAVAILABLE_METRIC`).
     pub fn metric_names() -> Vec<&'static str> {
         std::iter::once("signed-in")
             .chain(Reason::ALL.iter().map(|r| r.as_str()))
-            .chain(std::iter::once("handshake"))
+            .chain(["handshake", "unavailable"])
             .collect()
     }
+
+    /// The position of `unavailable` in `metric_names`.
+    pub const UNAVAILABLE_METRIC: usize = Reason::ALL.len() + 2;
 
     /// The `Set-Cookie` values the decision wants on the response.
     pub fn cookies_mut(&mut self) -> &mut Vec<HeaderValue> {

@@ -64,10 +64,28 @@ async fn the_verify_endpoint_answers_for_the_request_a_trusted_proxy_names() {
     assert_eq!(for_nginx.status, 401);
     let location = for_nginx.header("location").unwrap();
     assert!(location.starts_with("https://accounts.example.com/sign-in?redirect_url="), "{location}");
-    assert!(location.contains("app.example.com%2Fapi%2Fpage"), "{location}");
+    assert!(location.contains("gateway.test%2Fapi%2Fpage"), "nginx names the host in Host alone: {location}");
     let traefik = [("x-forwarded-uri", "/api/page"), ("x-forwarded-method", "GET")];
     let for_traefik = gw.get(VERIFY, &[&page[..], &traefik[..]].concat()).await;
-    assert_eq!((for_traefik.status, for_traefik.header("location")), (307, Some(location)));
+    assert_eq!(for_traefik.status, 307);
+    let location = for_traefik.header("location").unwrap();
+    assert!(location.contains("app.example.com%2Fapi%2Fpage"), "Traefik's X-Forwarded-Host: {location}");
+
+    // A request named twice, or in two ways, is refused: a client may have added one.
+    let twice: Vec<[(&str, &str); 2]> = vec![
+        [("x-original-uri", "/api/x"), ("x-original-url", "http://gateway.test/public/x")],
+        [("x-original-uri", "/api/x"), ("x-forwarded-uri", "/public/x")],
+        [("x-original-uri", "/api/x"), ("x-original-uri", "/public/x")],
+        [("x-original-uri", "/api/x"), ("x-original-method", "GET")],
+    ];
+    for headers in &twice[..3] {
+        let reply = gw.get(VERIFY, headers).await;
+        assert_eq!((reply.status, reply.reason()), (400, "ambiguous-original".to_owned()), "{headers:?}");
+    }
+    let both_methods = [twice[3][0], twice[3][1], ("x-original-method", "POST")];
+    assert_eq!(gw.get(VERIFY, &both_methods).await.reason(), "ambiguous-original");
+    let envoy_dotted = gw.get(&format!("{VERIFY}/api/../public/x"), &[]).await;
+    assert_eq!((envoy_dotted.status, envoy_dotted.reason()), (400, "ambiguous-path".to_owned()));
 
     // Envoy ext_authz with path_prefix: the original path follows the verify path.
     let envoy = gw.get(&format!("{VERIFY}/api/orders?x=1"), &[("authorization", &token)]).await;
@@ -81,10 +99,9 @@ async fn the_verify_endpoint_answers_for_the_request_a_trusted_proxy_names() {
 #[tokio::test]
 async fn only_a_trusted_proxy_names_the_original_request() {
     let (gw, _) = forward_auth_gateway(false).await;
-    // Untrusted: X-Original-URI is ignored, so the question is about the verify path itself
-    // ("/"), which no route of the standard config takes.
+    // Untrusted: X-Original-URI is ignored, so no request is named at all.
     let spoofed = gw.get(VERIFY, &[("x-original-uri", "/public/x")]).await;
-    assert_eq!((spoofed.status, spoofed.reason()), (403, "no-route".to_owned()));
+    assert_eq!((spoofed.status, spoofed.reason()), (400, "no-original-request".to_owned()));
     let envoy = gw.get(&format!("{VERIFY}/public/x"), &[]).await;
     assert_eq!(envoy.status, 200, "the request itself may still be asked about");
     let api = gw.get(&format!("{VERIFY}/api/x"), &[("x-original-uri", "/public/x")]).await;
@@ -119,7 +136,23 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let d = dir.path().display();
-        let identity = ["x_user_id", "x_session_id", "x_org_id", "x_org_role", "x_auth_status", "x_auth_token_type"];
+        let identity = [
+            "x_user_id",
+            "x_session_id",
+            "x_org_id",
+            "x_org_role",
+            "x_org_slug",
+            "x_org_permissions",
+            "x_user_email",
+            "x_user_metadata",
+            "x_user",
+            "x_auth_status",
+            "x_auth_token_type",
+            "x_auth_token_id",
+            "x_machine_id",
+            "x_auth_scopes",
+            "x_clerk_gateway_assertion",
+        ];
         let set: String = identity
             .iter()
             .map(|h| {
@@ -151,6 +184,9 @@ http {{
       proxy_set_header Host $host;
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URL \"\";
+      proxy_set_header X-Forwarded-Uri \"\";
+      proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Forwarded-Proto $scheme;
     }}
     location @signin {{
@@ -189,14 +225,23 @@ async fn nginx_auth_request_in_front_of_an_upstream() {
         tokio::time::timeout(Duration::from_secs(10), send(nginx.addr, get_request(path, headers))).await.unwrap()
     };
 
-    let signed_in = get("/api/orders", &[("authorization", &token), ("x-user-id", "user_evil")]).await;
+    let spoofs =
+        [("x-user-id", "user_evil"), ("x-org-permissions", "org:all:all"), ("x-clerk-gateway-assertion", "e30")];
+    let signed_in = get("/api/orders", &[&[("authorization", token.as_str())][..], &spoofs[..]].concat()).await;
     assert_eq!(signed_in.seen("x-user-id").as_deref(), Some("user_alice"));
+    assert_eq!((signed_in.seen("x-org-permissions"), signed_in.seen("x-clerk-gateway-assertion")), (None, None));
     assert_eq!(signed_in.seen("x-session-id").as_deref(), Some("sess_1"));
     assert_eq!(signed_in.seen("x-auth-token-type").as_deref(), Some("session_token"));
     assert_eq!(signed_in.seen_path(), "/api/orders");
 
     let signed_out = get("/api/orders", &[("x-user-id", "user_evil"), ("x-original-uri", "/public/x")]).await;
     assert_eq!(signed_out.status, 401, "a spoofed X-Original-URI is replaced by nginx's own");
+    for (name, value) in [("x-original-url", "http://gateway.test/public/x"), ("x-forwarded-uri", "/public/x")] {
+        let other_form = get("/api/orders", &[(name, value)]).await;
+        assert_eq!(other_form.status, 401, "a client's {name} is cleared by nginx");
+    }
+    let other_host = get("/admin/x", &[("authorization", &token), ("x-forwarded-host", "elsewhere.test")]).await;
+    assert_eq!(other_host.status, 403, "the host is nginx's own");
 
     let browser = get("/api/page", &[("accept", "text/html")]).await;
     assert_eq!(browser.status, 302);

@@ -195,6 +195,7 @@ async fn a_backend_api_outage_is_a_503_that_signs_nobody_in() {
     assert_eq!(down.status, 503);
     assert_eq!(down.json(), json!({"error": "unavailable", "reason": "clerk-api-unavailable"}));
     assert_eq!(down.headers["retry-after"], "1");
+    assert_eq!(gw.metric(r#"clerk_gateway_auth_total{outcome="unavailable"}"#).await, 1.0);
     let up = gw.get("/machines/a", &[("authorization", "Bearer ak_good")]).await;
     assert_eq!(up.seen("x-user-id").as_deref(), Some("user_alice"), "an outage is not remembered");
 

@@ -1,8 +1,8 @@
 //! The proxy listener's request pipeline: strip client identity headers, normalize the
 //! path, dispatch gateway-owned paths (webhook, forward-auth, Frontend API proxy,
-//! `/auth/*`), route,
-//! answer CORS preflights where a policy applies, decide the credential (a machine token
-//! the route accepts, else Clerk's browser rules), authorize, then forward; the answer gets the policy's CORS headers. Every
+//! `/auth/*`), route, answer CORS preflights where a policy applies, authorize (a machine
+//! token the route accepts, else Clerk's browser rules; `authorize.rs`), sign the identity
+//! assertion, then forward; the answer gets the policy's CORS headers. Every
 //! gateway answer comes back as a `Reject`, turned into a response in `reject.rs` (a gRPC
 //! status for a gRPC call); every request is counted and logged here, once.
 

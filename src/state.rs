@@ -118,7 +118,8 @@ impl AppState {
         let revoked = Arc::new(RevokedSessions::default());
         let users =
             Arc::new(directory(config, api_client.clone(), revoked.clone(), clock.clone(), metrics.clone()).await?);
-        let restored = users.load_revocations().await.map_err(|source| FileError::new(&config.mirror.path, source))?;
+        let restored =
+            users.load_revocations().await.map_err(|source| FileError::new(users.mirror().path(), source))?;
         tracing::debug!(restored, "revocations restored from the mirror");
         let api = users.api().cloned();
         let auth = Authenticator::new(
@@ -320,7 +321,7 @@ async fn directory(
     clock: Clock,
     metrics: Arc<Metrics>,
 ) -> Result<Directory, Error> {
-    let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
+    let mirror = Mirror::from_config(&config.mirror, clock.clone()).await?;
     let settings = DirectorySettings {
         cache_size: config.mirror.cache_size,
         ttl: config.mirror.cache_ttl,

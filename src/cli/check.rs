@@ -42,7 +42,7 @@ fn probe(config: &Config, problems: &mut Problems) {
     {
         problems.ok(tls_pair(files));
     }
-    if !problems.about("mirror.path") {
+    if !problems.about("mirror.path") && config.mirror.url.is_none() {
         problems.ok(mirror_writable(&config.mirror.path));
     }
     if let Some(path) = config.assertion.as_ref().and_then(|a| a.key_file.as_ref())
@@ -136,7 +136,9 @@ pub fn describe(path: &Path, config: &Config, sources: &[(String, String)]) -> S
     }
     let reconcile =
         config.mirror.reconcile_every.map_or_else(|| "no reconcile".into(), |d| format!("reconcile every {d:?}"));
-    line("mirror", format!("{} ({reconcile})", config.mirror.path));
+    let mirror =
+        config.mirror.url.as_ref().map_or_else(|| config.mirror.path.clone(), |u| crate::mirror::redacted(u.expose()));
+    line("mirror", format!("{mirror} ({reconcile})"));
     if let Some(webhook) = &config.webhook {
         line("webhook", format!("POST {}", webhook.path));
     }

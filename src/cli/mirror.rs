@@ -21,6 +21,10 @@ use crate::{Clock, Error};
 /// A config error, an unreadable mirror, or a user that is not there (exit 1).
 pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
     let config = Config::load(config_path, &config::process_env)?;
+    if config.mirror.url.is_some() {
+        let why = "`users` reads a SQLite mirror; a Postgres mirror is read with SQL (the clerk_users table)";
+        return Err(ConfigError::new("mirror.url", why).into());
+    }
     if config.mirror.path == ":memory:" {
         return Err(
             ConfigError::new("mirror.path", "\":memory:\" lives inside the gateway process; nothing to read").into()
@@ -62,7 +66,7 @@ pub async fn sync(config_path: &Path) -> Result<(), Error> {
         .into());
     };
     let clock = Clock::System;
-    let mirror = Mirror::open(&config.mirror.path, clock.clone(), config.mirror.revocation_retention).await?;
+    let mirror = Mirror::from_config(&config.mirror, clock.clone()).await?;
     let mut progress = Bar::new();
     let report = sweep::sweep(&api, &mirror, &clock, &mut progress).await;
     progress.finish();
@@ -70,7 +74,7 @@ pub async fn sync(config_path: &Path) -> Result<(), Error> {
     println!(
         "synced {} users into {}: {} new, {} updated, {} unchanged, {} deleted ({} pages)",
         report.fetched,
-        config.mirror.path,
+        mirror.path(),
         report.inserted,
         report.updated,
         report.unchanged,

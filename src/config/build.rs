@@ -52,7 +52,7 @@ pub(super) fn build(raw: RawConfig, env: EnvLookup<'_>, p: &mut Problems) -> Con
         admin: admin(raw.admin, p),
         clerk: clerk(raw.clerk, env, p),
         webhook: raw.webhook.and_then(|w| webhook(w, env, p)),
-        mirror: mirror(raw.mirror, p),
+        mirror: mirror(raw.mirror, env, p),
         headers: headers(raw.headers, p),
         auth_endpoints: auth_endpoints(raw.auth_endpoints, p),
         machine_tokens: machine_tokens(raw.machine_tokens, p),
@@ -364,7 +364,28 @@ fn key_source(sources: Sources<'_>, api_url: &Url, p: &mut Problems) -> KeySourc
     stand_in()
 }
 
-fn mirror(raw: RawMirror, p: &mut Problems) -> MirrorConfig {
+/// `mirror.url` (or `url_file`): a `postgres://` or `postgresql://` URL, instead of `path`.
+fn mirror_url(
+    raw_path: Option<&str>,
+    url: Option<String>,
+    url_file: Option<String>,
+    env: EnvLookup<'_>,
+    p: &mut Problems,
+) -> Option<Secret> {
+    let url = p.ok(secret("mirror", "url", url, url_file, "CLERK_GATEWAY_MIRROR_URL", env)).flatten()?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        p.push(ConfigError::new("mirror.url", "expected postgres://user:password@host:port/database"));
+        return None;
+    }
+    if raw_path.is_some_and(|path| !path.is_empty()) {
+        p.push(ConfigError::new("mirror.url", "set path (SQLite) or url (Postgres), not both"));
+        return None;
+    }
+    Some(Secret::new(url))
+}
+
+fn mirror(raw: RawMirror, env: EnvLookup<'_>, p: &mut Problems) -> MirrorConfig {
+    let url = mirror_url(raw.path.as_deref(), raw.url, raw.url_file, env, p);
     let reconcile_every = raw.reconcile_every.filter(|r| !r.is_empty()).and_then(|r| {
         let every = parse_duration(&r).and_then(|d| {
             if d < secs(60) { Err("at least 1m (each sweep reads every user)".to_owned()) } else { Ok(d) }
@@ -373,6 +394,7 @@ fn mirror(raw: RawMirror, p: &mut Problems) -> MirrorConfig {
     });
     MirrorConfig {
         path: raw.path.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_MIRROR_PATH.into()),
+        url,
         reconcile_every,
         revocation_retention: p.take(duration(
             "mirror.revocation_retention",

@@ -68,6 +68,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("webhook", "signing_secret_file", Text),
     ("webhook", "body_timeout", Text),
     ("mirror", "path", Text),
+    ("mirror", "url", Text),
+    ("mirror", "url_file", Text),
     ("mirror", "reconcile_every", Text),
     ("mirror", "revocation_retention", Text),
     ("mirror", "cache_size", Number),

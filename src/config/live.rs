@@ -32,6 +32,7 @@ impl Config {
             ("clerk.api_url", c.api_url != nc.api_url),
             ("clerk.api_timeout", c.api_timeout != nc.api_timeout),
             ("mirror.path", m.path != nm.path),
+            ("mirror.url", m.url != nm.url),
             ("mirror.reconcile_every", m.reconcile_every != nm.reconcile_every),
             ("mirror.revocation_retention", m.revocation_retention != nm.revocation_retention),
             ("mirror.cache_size", m.cache_size != nm.cache_size),

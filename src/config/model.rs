@@ -282,8 +282,10 @@ pub struct WebhookConfig {
 /// `[mirror]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorConfig {
-    /// The SQLite file, or `:memory:`.
+    /// The SQLite file, or `:memory:` (unused with `url`).
     pub path: String,
+    /// A Postgres database the mirror lives in instead (`postgres://…`), shared by replicas.
+    pub url: Option<Secret>,
     /// How often `run` sweeps every user from the Backend API (needs the secret key).
     pub reconcile_every: Option<Duration>,
     /// How long a revoked session stays on the revocation list.

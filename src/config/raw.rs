@@ -155,6 +155,8 @@ pub struct RawWebhook {
 #[serde(deny_unknown_fields)]
 pub struct RawMirror {
     pub path: Option<String>,
+    pub url: Option<String>,
+    pub url_file: Option<String>,
     pub reconcile_every: Option<String>,
     pub revocation_retention: Option<String>,
     pub cache_size: Option<usize>,

@@ -81,6 +81,21 @@ pub enum MirrorError {
     /// A thread panicked while holding the reader pool.
     #[error("the mirror's reader pool is poisoned")]
     Poisoned,
+    /// Postgres refused, or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No Postgres connection could be had from the pool.
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    /// A Postgres migration failed (and was rolled back).
+    #[error("migration {version}: {source}")]
+    PgMigration {
+        /// The version it would have brought the schema to.
+        version: i64,
+        /// Postgres's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
 }
 
 /// A mirror failure about a named database file.

@@ -1,11 +1,13 @@
-//! The local SQLite mirror of Clerk users, organizations, memberships, processed webhook
-//! deliveries and revoked sessions. The only module that touches rusqlite. Writes go to one
-//! writer thread; reads use a small pool of connections on the blocking pool; nothing here
-//! runs on the async runtime's threads.
+//! The mirror of Clerk users, organizations, memberships, processed webhook deliveries and
+//! revoked sessions: a local SQLite file by default, or one Postgres database that a fleet
+//! of replicas shares (`postgres.rs`). The only module that touches rusqlite or Postgres.
+//! SQLite writes go to one writer thread and its reads use a small pool of connections on
+//! the blocking pool, so nothing blocking runs on the async runtime's threads.
 
 mod delivery;
 mod error;
 mod file;
+mod postgres;
 pub mod records;
 mod schema;
 mod store;
@@ -20,10 +22,12 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::config::MirrorConfig;
 pub use delivery::{Applied, Delivery, Effect, Write};
 pub use error::{FileError, MirrorError};
 pub use file::FileChange;
 use file::FileIdentity;
+pub use postgres::redacted;
 use records::{MembershipRecord, UserRecord};
 pub use store::{StoredUser, Upsert};
 pub use writer::{BatchCounts, DELIVERY_RETENTION};
@@ -45,12 +49,23 @@ pub struct Mirror {
 }
 
 struct Inner {
+    store: Store,
+    /// The last readiness probe: when it ran, and why it failed (`None`: writes reach the
+    /// database). Read and written by readiness checks only, never on the request path.
+    last_probe: Mutex<Option<(std::time::Instant, Option<Arc<String>>)>>,
+}
+
+/// Where the mirror lives.
+enum Store {
+    Sqlite(Sqlite),
+    Postgres(postgres::PgMirror),
+}
+
+/// A SQLite file, its writer thread and its readers.
+struct Sqlite {
     path: String,
     writer: mpsc::Sender<Command>,
     readers: Mutex<Vec<Connection>>,
-    /// The last readiness probe: when it ran, and why it failed (`None`: writes reach the
-    /// file). Read and written by readiness checks only, never on the request path.
-    last_probe: Mutex<Option<(std::time::Instant, Option<Arc<String>>)>>,
     /// Keeps a `:memory:` mirror's temporary directory alive.
     _temp: Option<tempfile::TempDir>,
 }
@@ -73,8 +88,45 @@ impl Mirror {
             .name("mirror-writer".into())
             .spawn(move || state.run(commands))
             .map_err(|e| fail(MirrorError::WriterThread(e)))?;
-        let (readers, last_probe) = (Mutex::new(Vec::new()), Mutex::new(None));
-        Ok(Mirror { inner: Arc::new(Inner { path: file, writer, readers, last_probe, _temp: temp }) })
+        let sqlite = Sqlite { path: file, writer, readers: Mutex::new(Vec::new()), _temp: temp };
+        Ok(Mirror::over(Store::Sqlite(sqlite)))
+    }
+
+    /// Connects to the Postgres database at `url` and runs its migrations (one replica at
+    /// a time).
+    ///
+    /// # Errors
+    /// `FileError` naming the database (never its password) when it cannot be reached, has
+    /// a newer schema, or a migration fails.
+    pub async fn connect(url: &str, clock: Clock, revocation_retention: Duration) -> Result<Mirror, FileError> {
+        let store = postgres::PgMirror::connect(url, clock, revocation_retention)
+            .await
+            .map_err(|source| FileError::new(postgres::redacted(url), source))?;
+        Ok(Mirror::over(Store::Postgres(store)))
+    }
+
+    /// The mirror `[mirror]` names: the Postgres database at `url`, else the SQLite file at
+    /// `path`.
+    ///
+    /// # Errors
+    /// `FileError` naming the database, as `open` and `connect`.
+    pub async fn from_config(config: &MirrorConfig, clock: Clock) -> Result<Mirror, FileError> {
+        match &config.url {
+            Some(url) => Mirror::connect(url.expose(), clock, config.revocation_retention).await,
+            None => Mirror::open(&config.path, clock, config.revocation_retention).await,
+        }
+    }
+
+    fn over(store: Store) -> Mirror {
+        Mirror { inner: Arc::new(Inner { store, last_probe: Mutex::new(None) }) }
+    }
+
+    /// The SQLite store, or `None` for Postgres.
+    fn sqlite(&self) -> Option<&Sqlite> {
+        match &self.inner.store {
+            Store::Sqlite(sqlite) => Some(sqlite),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// A write round trip through the writer: answers once a write committed to the file
@@ -84,8 +136,16 @@ impl Mirror {
     /// `Unresponsive` when the writer does not answer in time (or its queue is full), the
     /// writer's error (`FileChanged`, a SQLite failure) otherwise.
     async fn probe(&self, deadline: Duration) -> Result<(), MirrorError> {
+        let sqlite = match &self.inner.store {
+            Store::Sqlite(sqlite) => sqlite,
+            Store::Postgres(pg) => {
+                return tokio::time::timeout(deadline, pg.probe())
+                    .await
+                    .unwrap_or(Err(MirrorError::Unresponsive { waited: deadline }));
+            }
+        };
         let (reply, result) = oneshot::channel();
-        match self.inner.writer.try_send(Command::Probe(reply)) {
+        match sqlite.writer.try_send(Command::Probe(reply)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 return Err(MirrorError::Unresponsive { waited: Duration::ZERO });
@@ -119,9 +179,12 @@ impl Mirror {
         failing
     }
 
-    /// The database path as configured.
+    /// The database path as configured (for Postgres, its URL without the password).
     pub fn path(&self) -> &str {
-        &self.inner.path
+        match &self.inner.store {
+            Store::Sqlite(sqlite) => &sqlite.path,
+            Store::Postgres(pg) => pg.display(),
+        }
     }
 
     /// Applies a verified delivery in one transaction (deduplicated by id).
@@ -129,6 +192,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the database refuses the write; nothing was applied.
     pub async fn apply(&self, delivery: Delivery) -> Result<Applied, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.apply(&delivery).await;
+        }
         self.command(|reply| Command::Apply(Box::new(delivery), reply)).await
     }
 
@@ -137,6 +203,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the database refuses the write.
     pub async fn upsert_users(&self, users: Vec<UserRecord>) -> Result<BatchCounts, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.upsert_users(&users).await;
+        }
         self.command(|reply| Command::UpsertUsers(users, reply)).await
     }
 
@@ -149,6 +218,9 @@ impl Mirror {
         seen: HashSet<String>,
         started_at_ms: i64,
     ) -> Result<Vec<String>, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.tombstone_missing(&seen, started_at_ms).await;
+        }
         self.command(|reply| Command::TombstoneMissing(seen, started_at_ms, reply)).await
     }
 
@@ -157,13 +229,17 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the database refuses the write.
     pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.revoke_session(session_id, user_id).await;
+        }
         let (sid, uid) = (session_id.to_owned(), user_id.map(str::to_owned));
         self.command(|reply| Command::Revoke(sid, uid, reply)).await
     }
 
     async fn command<T>(&self, make: impl FnOnce(ReplyTo<T>) -> Command) -> Result<T, MirrorError> {
         let (reply, result) = oneshot::channel();
-        self.inner.writer.send(make(reply)).await.map_err(|_| MirrorError::WriterStopped)?;
+        let sqlite = self.sqlite().ok_or(MirrorError::WriterStopped)?;
+        sqlite.writer.send(make(reply)).await.map_err(|_| MirrorError::WriterStopped)?;
         result.await.map_err(|_| MirrorError::WriterStopped)?
     }
 
@@ -174,13 +250,14 @@ impl Mirror {
     ) -> Result<T, MirrorError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(|_| MirrorError::Poisoned)?.pop();
+            let Store::Sqlite(sqlite) = &inner.store else { return Err(MirrorError::WriterStopped) };
+            let pooled = sqlite.readers.lock().map_err(|_| MirrorError::Poisoned)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_reader(&inner.path)?,
+                None => open_reader(&sqlite.path)?,
             };
             let result = query(&conn).map_err(MirrorError::from);
-            if let Ok(mut pool) = inner.readers.lock()
+            if let Ok(mut pool) = sqlite.readers.lock()
                 && pool.len() < READ_POOL
             {
                 pool.push(conn);
@@ -195,6 +272,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the query fails.
     pub async fn user(&self, id: &str) -> Result<Option<StoredUser>, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.user(id).await;
+        }
         let id = id.to_owned();
         self.read(move |conn| store::read_user(conn, &id)).await
     }
@@ -204,6 +284,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the query fails.
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<MembershipRecord>, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.memberships(user_id).await;
+        }
         let user_id = user_id.to_owned();
         self.read(move |conn| store::memberships_of(conn, &user_id)).await
     }
@@ -213,6 +296,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the query fails.
     pub async fn live_revocations(&self, now_ms: i64) -> Result<Vec<(String, i64)>, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.live_revocations(now_ms).await;
+        }
         self.read(move |conn| store::live_revocations(conn, now_ms)).await
     }
 
@@ -221,6 +307,9 @@ impl Mirror {
     /// # Errors
     /// `MirrorError` when the query fails.
     pub async fn count_users(&self) -> Result<u64, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.count_users().await;
+        }
         self.read(store::count_users).await
     }
 }

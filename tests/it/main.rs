@@ -9,6 +9,7 @@ mod common;
 mod cors;
 mod durability;
 mod examples;
+mod fleet;
 mod forward_auth;
 mod grpc;
 mod harness;

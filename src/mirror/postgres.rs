@@ -1,0 +1,532 @@
+//! The mirror in Postgres, for fleets of replicas sharing one database (`[mirror] url`):
+//! the same tables as SQLite's, named `clerk_*`, under versioned migrations that replicas
+//! run one at a time (an advisory lock), and the same write rules, enforced in the
+//! database so that replicas applying the same or conflicting deliveries at once converge:
+//! a delivery id is claimed by `INSERT … ON CONFLICT DO NOTHING` in the transaction that
+//! applies it, and each ordered row is read `FOR UPDATE` before it is judged.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::{GenericClient, NoTls, Row, Transaction};
+
+use super::delivery::{Applied, Delivery, Effect, Write};
+use super::error::MirrorError;
+use super::records::{MembershipRecord, OrgRecord, UserRecord};
+use super::store::{StoredUser, Upsert};
+use super::writer::{BatchCounts, DELIVERY_RETENTION};
+use crate::clock::Clock;
+
+/// Connections kept per replica.
+const POOL_SIZE: usize = 16;
+/// How often old delivery ids and expired revocations are pruned.
+const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
+/// The advisory lock migrations run under (any constant shared by every replica).
+const MIGRATION_LOCK: i64 = 0x636c_6572_6b67_7701;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`. Append; never edit one
+/// that has shipped: these are the tables a backend may read.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE clerk_users (
+        id               text PRIMARY KEY,
+        primary_email    text,
+        username         text,
+        first_name       text,
+        last_name        text,
+        image_url        text,
+        public_metadata  jsonb NOT NULL DEFAULT '{}',
+        private_metadata jsonb NOT NULL DEFAULT '{}',
+        unsafe_metadata  jsonb NOT NULL DEFAULT '{}',
+        created_at       bigint,
+        updated_at       bigint NOT NULL,
+        deleted          boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE clerk_organizations (
+        id               text PRIMARY KEY,
+        name             text,
+        slug             text,
+        image_url        text,
+        public_metadata  jsonb NOT NULL DEFAULT '{}',
+        private_metadata jsonb NOT NULL DEFAULT '{}',
+        created_at       bigint,
+        updated_at       bigint NOT NULL,
+        deleted          boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE clerk_memberships (
+        id              text PRIMARY KEY,
+        org_id          text NOT NULL DEFAULT '',
+        user_id         text NOT NULL DEFAULT '',
+        role            text NOT NULL DEFAULT '',
+        permissions     jsonb NOT NULL DEFAULT '[]',
+        public_metadata jsonb NOT NULL DEFAULT '{}',
+        created_at      bigint,
+        updated_at      bigint NOT NULL,
+        deleted         boolean NOT NULL DEFAULT false
+    );
+    CREATE INDEX clerk_memberships_user ON clerk_memberships (user_id);
+    CREATE INDEX clerk_memberships_org ON clerk_memberships (org_id);
+    CREATE TABLE clerk_webhook_deliveries (
+        svix_id     text PRIMARY KEY,
+        event_type  text NOT NULL,
+        received_at bigint NOT NULL
+    );
+    CREATE INDEX clerk_webhook_deliveries_received_at ON clerk_webhook_deliveries (received_at);
+    CREATE TABLE clerk_revoked_sessions (
+        session_id text PRIMARY KEY,
+        user_id    text,
+        revoked_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX clerk_revoked_sessions_expires_at ON clerk_revoked_sessions (expires_at);
+    CREATE TABLE clerk_gateway_health (
+        id         integer PRIMARY KEY CHECK (id = 1),
+        checked_at bigint NOT NULL
+    );"];
+
+/// The schema version this build expects.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The mirror in one Postgres database.
+pub struct PgMirror {
+    pool: Pool,
+    /// The URL without its password, for logs and errors.
+    display: String,
+    clock: Clock,
+    revocation_retention: Duration,
+    last_prune_ms: AtomicI64,
+}
+
+impl PgMirror {
+    /// Connects to `url` and runs the migrations the database has not seen.
+    ///
+    /// # Errors
+    /// `MirrorError` when the URL is malformed, the database cannot be reached, its schema
+    /// is newer than this build, or a migration fails.
+    pub async fn connect(url: &str, clock: Clock, revocation_retention: Duration) -> Result<PgMirror, MirrorError> {
+        let config: tokio_postgres::Config = url.parse().map_err(MirrorError::Postgres)?;
+        let display = display_url(&config);
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| MirrorError::Pool(e.to_string()))?;
+        let mirror = PgMirror { pool, display, clock, revocation_retention, last_prune_ms: AtomicI64::new(i64::MIN) };
+        mirror.migrate().await?;
+        Ok(mirror)
+    }
+
+    /// `postgres://user@host:port/db`, never the password.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, MirrorError> {
+        self.pool.get().await.map_err(|e| MirrorError::Pool(e.to_string()))
+    }
+
+    async fn migrate(&self) -> Result<(), MirrorError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS clerk_gateway_schema (version bigint NOT NULL)").await?;
+        let current: i64 =
+            tx.query_one("SELECT coalesce(max(version), 0) FROM clerk_gateway_schema", &[]).await?.get(0);
+        if current > latest_version() {
+            return Err(MirrorError::NewerSchema { found: current, supported: latest_version() });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+            let version = index as i64 + 1;
+            tx.batch_execute(sql).await.map_err(|source| MirrorError::PgMigration { version, source })?;
+            tx.execute("INSERT INTO clerk_gateway_schema (version) VALUES ($1)", &[&version]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A write round trip: the health row, committed.
+    ///
+    /// # Errors
+    /// `MirrorError` when the database cannot be written.
+    pub async fn probe(&self) -> Result<(), MirrorError> {
+        let client = self.client().await?;
+        let sql = "INSERT INTO clerk_gateway_health (id, checked_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
+        client.execute(sql, &[&self.clock.now_ms()]).await?;
+        Ok(())
+    }
+
+    /// Applies a verified delivery in one transaction, claiming its id first: a replica
+    /// applying the same delivery at the same moment waits on the claim, then finds it
+    /// taken and answers `Duplicate`.
+    ///
+    /// # Errors
+    /// `MirrorError` when the database refuses; nothing was applied.
+    pub async fn apply(&self, delivery: &Delivery) -> Result<Applied, MirrorError> {
+        let now_ms = self.clock.now_ms();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let claim = "INSERT INTO clerk_webhook_deliveries (svix_id, event_type, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (svix_id) DO NOTHING";
+        if tx.execute(claim, &[&delivery.id, &delivery.event_type, &now_ms]).await? == 0 {
+            return Ok(Applied::Duplicate);
+        }
+        let effect = self.write(&tx, delivery, now_ms).await?;
+        tx.commit().await?;
+        self.prune_if_due(now_ms).await;
+        Ok(Applied::Applied(effect))
+    }
+
+    async fn write(&self, tx: &Transaction<'_>, d: &Delivery, now_ms: i64) -> Result<Effect, MirrorError> {
+        let ordered = |upsert: Upsert, effect: Effect| if upsert.changed() { effect } else { Effect::Ignored(upsert) };
+        Ok(match &d.write {
+            Write::UpsertUser(user) => {
+                ordered(upsert_user(tx, user).await?, Effect::UserChanged(Box::new(user.clone())))
+            }
+            Write::DeleteUser { id } => {
+                delete_user(tx, id, d.at_ms).await?;
+                Effect::UserDeleted(id.clone())
+            }
+            Write::RevokeSession { session_id, user_id } => {
+                let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+                revoke(tx, session_id, user_id.as_deref(), now_ms, until_ms).await?;
+                Effect::SessionRevoked { session_id: session_id.clone(), until_ms }
+            }
+            Write::UpsertOrg(org) => ordered(upsert_org(tx, org).await?, Effect::Stored),
+            Write::DeleteOrg { id } => {
+                tombstone(tx, "clerk_organizations", id, d.at_ms, ", public_metadata = '{}', private_metadata = '{}'")
+                    .await?;
+                tx.execute("UPDATE clerk_memberships SET deleted = true WHERE org_id = $1", &[id]).await?;
+                Effect::Stored
+            }
+            Write::UpsertMembership(m) => ordered(upsert_membership(tx, m).await?, Effect::Stored),
+            Write::DeleteMembership(m) => {
+                tombstone(tx, "clerk_memberships", &m.id, m.updated_at, "").await?;
+                let sql = "UPDATE clerk_memberships SET org_id = $2, user_id = $3, role = $4 WHERE id = $1";
+                tx.execute(sql, &[&m.id, &m.org_id, &m.user_id, &m.role]).await?;
+                Effect::Stored
+            }
+            Write::RevokeMachineToken { .. } | Write::Nothing => Effect::NotMirrored,
+        })
+    }
+
+    /// Upserts a page of users under the ordering rule, in one transaction.
+    ///
+    /// # Errors
+    /// `MirrorError` when the database refuses.
+    pub async fn upsert_users(&self, users: &[UserRecord]) -> Result<BatchCounts, MirrorError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut counts = BatchCounts::default();
+        for user in users {
+            match upsert_user(&tx, user).await? {
+                Upsert::Inserted => counts.inserted += 1,
+                Upsert::Updated => counts.updated += 1,
+                Upsert::Same | Upsert::Stale | Upsert::Tombstoned => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+            }
+            counts.changed.push(user.clone());
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Tombstones live users last updated before `started_at_ms` that a complete sweep did
+    /// not see, unless that is most of the mirror (a wrong key far likelier than a mass
+    /// deletion).
+    ///
+    /// # Errors
+    /// `MirrorError` when the database refuses.
+    pub async fn tombstone_missing(
+        &self,
+        seen: &HashSet<String>,
+        started_at_ms: i64,
+    ) -> Result<Vec<String>, MirrorError> {
+        let now_ms = self.clock.now_ms();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows =
+            tx.query("SELECT id FROM clerk_users WHERE NOT deleted AND updated_at < $1", &[&started_at_ms]).await?;
+        let missing: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !seen.contains(id)).collect();
+        let live = count(&*tx).await? as usize;
+        if missing.len() > 10 && missing.len() * 2 > live {
+            tracing::warn!(missing = missing.len(), live, "sweep missed most users; not tombstoning any");
+            return Ok(Vec::new());
+        }
+        let mut gone = Vec::new();
+        for id in missing {
+            if delete_user(&tx, &id, now_ms).await? {
+                gone.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Revokes a session (logout) for the retention; returns when it ends, ms.
+    ///
+    /// # Errors
+    /// `MirrorError` when the database refuses.
+    pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, MirrorError> {
+        let now_ms = self.clock.now_ms();
+        let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+        let client = self.client().await?;
+        revoke(&**client, session_id, user_id, now_ms, until_ms).await?;
+        Ok(until_ms)
+    }
+
+    /// One user, live or tombstoned.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn user(&self, id: &str) -> Result<Option<StoredUser>, MirrorError> {
+        let client = self.client().await?;
+        read_user(&**client, id).await
+    }
+
+    /// A user's live memberships.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<MembershipRecord>, MirrorError> {
+        let client = self.client().await?;
+        let sql = "SELECT id, org_id, user_id, role, permissions, public_metadata, created_at, updated_at
+             FROM clerk_memberships WHERE user_id = $1 AND NOT deleted ORDER BY org_id";
+        let rows = client.query(sql, &[&user_id]).await?;
+        Ok(rows.iter().map(membership_from_row).collect())
+    }
+
+    /// Revocations still in force at `now_ms`: `(session id, expires at)`.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn live_revocations(&self, now_ms: i64) -> Result<Vec<(String, i64)>, MirrorError> {
+        let client = self.client().await?;
+        let sql = "SELECT session_id, expires_at FROM clerk_revoked_sessions WHERE expires_at > $1";
+        let rows = client.query(sql, &[&now_ms]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Number of live users.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn count_users(&self) -> Result<u64, MirrorError> {
+        let client = self.client().await?;
+        count(&**client).await
+    }
+
+    /// Drops delivery ids past their retention and expired revocations, at most every ten
+    /// minutes per replica.
+    async fn prune_if_due(&self, now_ms: i64) {
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < PRUNE_EVERY_MS
+            || self.last_prune_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let before = now_ms - ms(DELIVERY_RETENTION);
+        let pruned = async {
+            let client = self.client().await?;
+            client.execute("DELETE FROM clerk_webhook_deliveries WHERE received_at < $1", &[&before]).await?;
+            client.execute("DELETE FROM clerk_revoked_sessions WHERE expires_at <= $1", &[&now_ms]).await?;
+            Ok::<_, MirrorError>(())
+        };
+        if let Err(error) = pruned.await {
+            tracing::warn!(%error, "mirror prune failed");
+        }
+    }
+}
+
+/// The row's `(updated_at, deleted)`, locked until the transaction ends.
+async fn locked_version(tx: &Transaction<'_>, table: &str, id: &str) -> Result<Option<(i64, bool)>, MirrorError> {
+    let sql = format!("SELECT updated_at, deleted FROM {table} WHERE id = $1 FOR UPDATE");
+    Ok(tx.query_opt(&sql, &[&id]).await?.map(|r| (r.get(0), r.get(1))))
+}
+
+/// The verdict on an ordered upsert of a row at `updated_at`.
+async fn verdict(tx: &Transaction<'_>, table: &str, id: &str, updated_at: i64) -> Result<Upsert, MirrorError> {
+    Ok(match locked_version(tx, table, id).await? {
+        None => Upsert::Inserted,
+        Some((_, true)) => Upsert::Tombstoned,
+        Some((stored, false)) if updated_at < stored => Upsert::Stale,
+        Some(_) => Upsert::Updated,
+    })
+}
+
+/// Marks a row deleted (creating the tombstone if it was never seen); whether a live row
+/// went away. `clear` blanks the personal fields.
+async fn tombstone(tx: &Transaction<'_>, table: &str, id: &str, at_ms: i64, clear: &str) -> Result<bool, MirrorError> {
+    let live = matches!(locked_version(tx, table, id).await?, Some((_, false)));
+    let sql = format!(
+        "INSERT INTO {table} (id, updated_at, deleted) VALUES ($1, $2, true)
+         ON CONFLICT (id) DO UPDATE SET deleted = true, updated_at = greatest({table}.updated_at, excluded.updated_at){clear}"
+    );
+    tx.execute(&sql, &[&id, &at_ms]).await?;
+    Ok(live)
+}
+
+async fn upsert_user(tx: &Transaction<'_>, u: &UserRecord) -> Result<Upsert, MirrorError> {
+    let mut decision = verdict(tx, "clerk_users", &u.id, u.updated_at).await?;
+    if decision == Upsert::Updated && read_user(tx, &u.id).await? == Some(StoredUser::Live(Box::new(u.clone()))) {
+        decision = Upsert::Same;
+    }
+    if decision.changed() {
+        let sql = "INSERT INTO clerk_users (id, primary_email, username, first_name, last_name, image_url,
+                public_metadata, private_metadata, unsafe_metadata, created_at, updated_at, deleted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, false)
+             ON CONFLICT (id) DO UPDATE SET primary_email = excluded.primary_email, username = excluded.username,
+                first_name = excluded.first_name, last_name = excluded.last_name, image_url = excluded.image_url,
+                public_metadata = excluded.public_metadata, private_metadata = excluded.private_metadata,
+                unsafe_metadata = excluded.unsafe_metadata, created_at = excluded.created_at,
+                updated_at = excluded.updated_at
+             WHERE NOT clerk_users.deleted AND clerk_users.updated_at <= excluded.updated_at";
+        tx.execute(
+            sql,
+            &[
+                &u.id,
+                &u.primary_email,
+                &u.username,
+                &u.first_name,
+                &u.last_name,
+                &u.image_url,
+                &u.public_metadata,
+                &u.private_metadata,
+                &u.unsafe_metadata,
+                &u.created_at,
+                &u.updated_at,
+            ],
+        )
+        .await?;
+    }
+    Ok(decision)
+}
+
+async fn delete_user(tx: &Transaction<'_>, id: &str, at_ms: i64) -> Result<bool, MirrorError> {
+    let clear = ", primary_email = NULL, username = NULL, first_name = NULL, last_name = NULL, image_url = NULL,
+           public_metadata = '{}', private_metadata = '{}', unsafe_metadata = '{}'";
+    tombstone(tx, "clerk_users", id, at_ms, clear).await
+}
+
+async fn upsert_org(tx: &Transaction<'_>, o: &OrgRecord) -> Result<Upsert, MirrorError> {
+    let decision = verdict(tx, "clerk_organizations", &o.id, o.updated_at).await?;
+    if decision.changed() {
+        let sql = "INSERT INTO clerk_organizations (id, name, slug, image_url, public_metadata, private_metadata,
+                created_at, updated_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url,
+                public_metadata = excluded.public_metadata, private_metadata = excluded.private_metadata,
+                created_at = excluded.created_at, updated_at = excluded.updated_at
+             WHERE NOT clerk_organizations.deleted AND clerk_organizations.updated_at <= excluded.updated_at";
+        let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &o.id,
+            &o.name,
+            &o.slug,
+            &o.image_url,
+            &o.public_metadata,
+            &o.private_metadata,
+            &o.created_at,
+            &o.updated_at,
+        ];
+        tx.execute(sql, &values).await?;
+    }
+    Ok(decision)
+}
+
+async fn upsert_membership(tx: &Transaction<'_>, m: &MembershipRecord) -> Result<Upsert, MirrorError> {
+    let decision = verdict(tx, "clerk_memberships", &m.id, m.updated_at).await?;
+    if decision.changed() {
+        let sql = "INSERT INTO clerk_memberships (id, org_id, user_id, role, permissions, public_metadata,
+                created_at, updated_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+             ON CONFLICT (id) DO UPDATE SET org_id = excluded.org_id, user_id = excluded.user_id, role = excluded.role,
+                permissions = excluded.permissions, public_metadata = excluded.public_metadata,
+                created_at = excluded.created_at, updated_at = excluded.updated_at
+             WHERE NOT clerk_memberships.deleted AND clerk_memberships.updated_at <= excluded.updated_at";
+        let permissions = Value::from(m.permissions.clone());
+        let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&m.id, &m.org_id, &m.user_id, &m.role, &permissions, &m.public_metadata, &m.created_at, &m.updated_at];
+        tx.execute(sql, &values).await?;
+    }
+    Ok(decision)
+}
+
+async fn revoke(
+    client: &impl GenericClient,
+    session_id: &str,
+    user_id: Option<&str>,
+    at_ms: i64,
+    until_ms: i64,
+) -> Result<(), MirrorError> {
+    let sql = "INSERT INTO clerk_revoked_sessions (session_id, user_id, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (session_id) DO UPDATE
+         SET expires_at = greatest(clerk_revoked_sessions.expires_at, excluded.expires_at)";
+    client.execute(sql, &[&session_id, &user_id, &at_ms, &until_ms]).await?;
+    Ok(())
+}
+
+async fn read_user(client: &impl GenericClient, id: &str) -> Result<Option<StoredUser>, MirrorError> {
+    let sql = "SELECT id, primary_email, username, first_name, last_name, image_url, public_metadata, private_metadata,
+                unsafe_metadata, created_at, updated_at, deleted FROM clerk_users WHERE id = $1";
+    Ok(client.query_opt(sql, &[&id]).await?.map(|row| user_from_row(&row)))
+}
+
+fn user_from_row(row: &Row) -> StoredUser {
+    if row.get::<_, bool>(11) {
+        return StoredUser::Deleted;
+    }
+    StoredUser::Live(Box::new(UserRecord {
+        id: row.get(0),
+        primary_email: row.get(1),
+        username: row.get(2),
+        first_name: row.get(3),
+        last_name: row.get(4),
+        image_url: row.get(5),
+        public_metadata: row.get(6),
+        private_metadata: row.get(7),
+        unsafe_metadata: row.get(8),
+        created_at: row.get(9),
+        updated_at: row.get(10),
+    }))
+}
+
+fn membership_from_row(r: &Row) -> MembershipRecord {
+    let permissions: Value = r.get(4);
+    MembershipRecord {
+        id: r.get(0),
+        org_id: r.get(1),
+        user_id: r.get(2),
+        role: r.get(3),
+        permissions: serde_json::from_value(permissions).unwrap_or_default(),
+        public_metadata: r.get(5),
+        created_at: r.get(6),
+        updated_at: r.get(7),
+    }
+}
+
+async fn count(client: &impl GenericClient) -> Result<u64, MirrorError> {
+    let n: i64 = client.query_one("SELECT count(*) FROM clerk_users WHERE NOT deleted", &[]).await?.get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `url` as logs may show it: its parts without the password (or a placeholder when it
+/// does not parse).
+pub fn redacted(url: &str) -> String {
+    url.parse::<tokio_postgres::Config>().map_or_else(|_| "postgres://(unreadable url)".to_owned(), |c| display_url(&c))
+}
+
+/// `postgres://user@host:port/db`: what the config names, without the password.
+fn display_url(config: &tokio_postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(String::new, |h| match h {
+        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+    });
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    format!("postgres://{user}@{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

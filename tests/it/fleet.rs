@@ -1,0 +1,142 @@
+//! Replicas sharing one Postgres mirror (`[mirror] url`), against a real throwaway Postgres
+//! cluster: a webhook delivered to one replica reaches another's headers; the same delivery
+//! sent to every replica at once is applied once; conflicting updates converge on the newest
+//! whichever replica gets them; a revocation stored by one replica holds on a replica that
+//! starts later; Postgres down means webhooks answered 5xx (nothing acknowledged) and
+//! nothing lost once it is back.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use crate::common::*;
+
+async fn replica(jwks: &FakeJwks, upstream: SocketAddr, url: &str) -> TestGateway {
+    let config = TestConfig::standard(jwks, upstream)
+        .section("webhook", "signing_secret", WEBHOOK_SECRET)
+        .without("mirror", "path")
+        .mirror("url", url);
+    TestGateway::start(&config).await
+}
+
+async fn applied(gw: &TestGateway, event_type: &str, outcome: &str) -> f64 {
+    gw.metric(&format!(r#"clerk_gateway_webhook_events_total{{type="{event_type}",outcome="{outcome}"}}"#)).await
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgres_share_users_and_apply_each_delivery_once() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let a = replica(&jwks, upstream, &url).await;
+    let b = replica(&jwks, upstream, &url).await;
+    let c = replica(&jwks, upstream, &url).await;
+    let token = key_a().token(&claims());
+
+    // A webhook to A makes the user visible in C's headers.
+    let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({"plan": "pro"})));
+    assert_eq!(a.deliver("msg_created", &created).await.status, 200);
+    let seen = c.get_with_token("/api/x", &token).await;
+    assert_eq!(seen.seen("x-user-email").as_deref(), Some("alice@example.com"));
+    assert_eq!(c.metric("clerk_gateway_mirror_users").await, 1.0);
+
+    // The same delivery to all three at once: applied once, the others duplicates.
+    let updated = event("user.updated", clerk_user("user_alice", "Alicia", 20, json!({"plan": "team"})));
+    let (ra, rb, rc) =
+        tokio::join!(a.deliver("msg_same", &updated), b.deliver("msg_same", &updated), c.deliver("msg_same", &updated));
+    assert_eq!((ra.status, rb.status, rc.status), (200, 200, 200));
+    let mut applied_once = 0.0;
+    let mut duplicates = 0.0;
+    for gw in [&a, &b, &c] {
+        applied_once += applied(gw, "user.updated", "applied").await;
+        duplicates += applied(gw, "user.updated", "duplicate").await;
+    }
+    assert_eq!((applied_once, duplicates), (1.0, 2.0));
+
+    // Conflicting updates converge on the newest, whichever replica gets which, in any order.
+    let newer = event("user.updated", clerk_user("user_alice", "Newest", 40, json!({})));
+    let older = event("user.updated", clerk_user("user_alice", "Older", 30, json!({})));
+    let (rn, ro) = tokio::join!(b.deliver("msg_newer", &newer), c.deliver("msg_older", &older));
+    assert_eq!((rn.status, ro.status), (200, 200));
+    let fresh = replica(&jwks, upstream, &url).await;
+    let profile = fresh.get_with_token("/api/x", &token).await.seen("x-user").unwrap();
+    assert!(profile.contains("\"first_name\":\"Newest\""), "{profile}");
+
+    // A deletion on one replica is a tombstone the others cannot undo with a late update.
+    assert_eq!(
+        a.deliver("msg_deleted", &event("user.deleted", json!({"id": "user_alice", "deleted": true}))).await.status,
+        200
+    );
+    let late = event("user.updated", clerk_user("user_alice", "Zombie", 50, json!({})));
+    assert_eq!(b.deliver("msg_late", &late).await.status, 200);
+    let after = replica(&jwks, upstream, &url).await;
+    assert_eq!(after.get_with_token("/api/x", &token).await.seen("x-user-email"), None);
+    assert_eq!(after.metric("clerk_gateway_mirror_users").await, 0.0);
+}
+
+#[tokio::test]
+async fn a_revocation_one_replica_stores_holds_on_a_replica_that_starts_later() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let a = replica(&jwks, upstream, &url).await;
+    let revoked = event("session.revoked", json!({"id": "sess_1", "user_id": "user_alice", "status": "revoked"}));
+    assert_eq!(a.deliver("msg_revoked", &revoked).await.status, 200);
+    let token = key_a().token(&claims());
+    assert_eq!(a.get_with_token("/api/x", &token).await.reason(), "session-revoked");
+    let b = replica(&jwks, upstream, &url).await;
+    assert_eq!(b.get_with_token("/api/x", &token).await.reason(), "session-revoked");
+}
+
+#[tokio::test]
+async fn with_postgres_down_webhooks_are_refused_and_nothing_is_lost() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let a = replica(&jwks, upstream, &url).await;
+    let token = key_a().token(&claims());
+    assert_eq!(a.get_with_token("/api/x", &token).await.status, 200);
+
+    pg.stop_server();
+    let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({})));
+    let refused = a.deliver("msg_while_down", &created).await;
+    assert!(refused.status >= 500, "not acknowledged while Postgres is down: {}", refused.status);
+    assert_eq!(a.get_with_token("/api/x", &token).await.status, 200, "verified requests are still served");
+    eventually("readiness says the mirror is down", async || a.admin_get("/readyz").await.status == 503).await;
+
+    pg.start_server();
+    eventually("the replica is ready again", async || a.admin_get("/readyz").await.status == 200).await;
+    assert_eq!(a.deliver("msg_while_down", &created).await.status, 200, "Svix's retry is applied");
+    assert_eq!(a.metric("clerk_gateway_mirror_users").await, 1.0);
+}
+
+#[test]
+fn the_mirror_url_is_checked_key_by_key() {
+    let problems = |mirror: &str| {
+        let text = format!("[clerk]\njwt_key = '''{}'''\n[mirror]\n{mirror}", fixture("rsa_a.pub.pem"));
+        clerk_gateway::Config::from_toml(&text, &|_| None).map(|_| ()).unwrap_err().to_string()
+    };
+    assert!(problems("url = \"mysql://x\"").contains("mirror.url: expected postgres://"));
+    let both = problems("path = \"m.db\"\nurl = \"postgres://u:p@127.0.0.1/db\"");
+    assert!(both.contains("mirror.url: set path (SQLite) or url (Postgres), not both"), "{both}");
+    assert!(!both.contains(":p@"), "the password is never in an error: {both}");
+}
+
+#[test]
+fn users_refuses_a_postgres_mirror_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = format!(
+        "[clerk]\njwt_key_file = \"{}\"\n[mirror]\nurl = \"postgres://u:secret@127.0.0.1:1/db\"\n",
+        fixture_path("rsa_a.pub.pem")
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = gateway(&["users", "count", "-c", config.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("mirror.url: `users` reads a SQLite mirror"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+}

@@ -65,6 +65,11 @@ impl<K: Hash + Eq + Send + Sync, V: Clone + Send + Sync> ExpiringMap<K, V> {
         self.map.pin().remove(key);
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.map.pin().clear();
+    }
+
     /// Number of entries, expired ones included until they are swept.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -121,6 +121,7 @@ impl AppState {
         let restored =
             users.load_revocations().await.map_err(|source| FileError::new(users.mirror().path(), source))?;
         tracing::debug!(restored, "revocations restored from the mirror");
+        users.follow_fleet();
         let api = users.api().cloned();
         let auth = Authenticator::new(
             Arc::new(keys),

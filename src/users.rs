@@ -2,7 +2,8 @@
 //! cache sits in front of SQLite (a user seen recently costs no disk read), header values
 //! are computed once per user version, users missing from the mirror are fetched from the
 //! Backend API once (single-flight, 404s remembered), and every in-process write to the
-//! mirror passes through here so the cache and the revocation list follow it.
+//! mirror passes through here so the cache and the revocation list follow it; with a shared
+//! mirror, so do the other replicas' writes (`follow_fleet`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use crate::clock::Clock;
 use crate::identity::UserValues;
 use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
-use crate::mirror::{Applied, BatchCounts, Delivery, Effect, Mirror, MirrorError, StoredUser, Write};
+use crate::mirror::{Applied, BatchCounts, Delivery, Effect, FleetEvent, Mirror, MirrorError, StoredUser, Write};
 
 /// How long "not in the mirror, and nobody to ask" is remembered.
 const ABSENT_TTL: Duration = Duration::from_secs(60);
@@ -316,6 +317,34 @@ impl Directory {
     fn revoke_in_memory(&self, session_id: &str) {
         let now = self.clock.now_ms();
         self.revoked.insert(session_id, now.saturating_add(ms(self.revocation_retention)), now);
+    }
+
+    /// Follows what every replica commits to a shared mirror, for as long as this directory
+    /// lives: revocations go on the list at once, changed users are forgotten (the next
+    /// lookup reads the mirror), and after a gap in the feed the revocations are reloaded and
+    /// every cached user forgotten. Does nothing for a SQLite mirror.
+    pub fn follow_fleet(self: &Arc<Self>) {
+        let Some(mut events) = self.mirror.subscribe() else { return };
+        let directory = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Some(directory) = directory.upgrade() else { return };
+                directory.follow_event(event).await;
+            }
+        });
+    }
+
+    async fn follow_event(&self, event: FleetEvent) {
+        match event {
+            FleetEvent::Revoked { id, until_ms } => self.revoked.insert(&id, until_ms, self.clock.now_ms()),
+            FleetEvent::User { id } => self.cache.remove(&id),
+            FleetEvent::Resync => {
+                self.cache.clear();
+                if let Err(error) = self.load_revocations().await {
+                    tracing::warn!(%error, "could not reload revocations after a gap in the mirror's change feed");
+                }
+            }
+        }
     }
 
     /// Loads the revocations still in force from the mirror (at start-up).

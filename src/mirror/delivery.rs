@@ -1,6 +1,7 @@
 //! What a verified webhook delivery asks of the mirror (`Write`, inside a `Delivery`), and
-//! what applying it did (`Applied`, `Effect`) for the in-memory caches to follow. Plain
-//! data: applying is the writer's business.
+//! what applying it did (`Applied`, `Effect`) for the in-memory caches to follow, here and
+//! (`FleetEvent`, through a shared Postgres mirror) on every other replica. Plain data:
+//! applying is the writer's business.
 
 use super::records::{MembershipRecord, OrgRecord, UserRecord};
 use super::store::Upsert;
@@ -84,4 +85,26 @@ pub enum Effect {
     Ignored(Upsert),
     /// An event type the mirror does not keep.
     NotMirrored,
+}
+
+/// A change another replica (or this one) committed to a shared mirror, for this replica's
+/// in-memory caches to follow.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetEvent {
+    /// A session or machine token id is revoked until `until_ms`.
+    Revoked {
+        /// `sess_…`, `ak_…`, `mt_…` or `oat_…`.
+        id: String,
+        /// End of the revocation's retention, ms.
+        until_ms: i64,
+    },
+    /// A user's row changed or went away: forget what is cached of it.
+    User {
+        /// `user_…`.
+        id: String,
+    },
+    /// The feed was down and is back: events may have been missed, so reload the
+    /// revocations and forget every cached user.
+    Resync,
 }

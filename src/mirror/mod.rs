@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::MirrorConfig;
-pub use delivery::{Applied, Delivery, Effect, Write};
+pub use delivery::{Applied, Delivery, Effect, FleetEvent, Write};
 pub use error::{FileError, MirrorError};
 pub use file::FileChange;
 use file::FileIdentity;
@@ -58,7 +58,7 @@ struct Inner {
 /// Where the mirror lives.
 enum Store {
     Sqlite(Sqlite),
-    Postgres(postgres::PgMirror),
+    Postgres(Box<postgres::PgMirror>),
 }
 
 /// A SQLite file, its writer thread and its readers.
@@ -102,7 +102,7 @@ impl Mirror {
         let store = postgres::PgMirror::connect(url, clock, revocation_retention)
             .await
             .map_err(|source| FileError::new(postgres::redacted(url), source))?;
-        Ok(Mirror::over(Store::Postgres(store)))
+        Ok(Mirror::over(Store::Postgres(Box::new(store))))
     }
 
     /// The mirror `[mirror]` names: the Postgres database at `url`, else the SQLite file at
@@ -119,6 +119,15 @@ impl Mirror {
 
     fn over(store: Store) -> Mirror {
         Mirror { inner: Arc::new(Inner { store, last_probe: Mutex::new(None) }) }
+    }
+
+    /// What other replicas commit to a shared (Postgres) mirror, as it commits; `None` for
+    /// a SQLite file, which this process alone writes.
+    pub fn subscribe(&self) -> Option<mpsc::Receiver<FleetEvent>> {
+        match &self.inner.store {
+            Store::Postgres(pg) => Some(pg.subscribe()),
+            Store::Sqlite(_) => None,
+        }
     }
 
     /// The SQLite store, or `None` for Postgres.

@@ -3,7 +3,9 @@
 //! run one at a time (an advisory lock), and the same write rules, enforced in the
 //! database so that replicas applying the same or conflicting deliveries at once converge:
 //! a delivery id is claimed by `INSERT … ON CONFLICT DO NOTHING` in the transaction that
-//! applies it, and each ordered row is read `FOR UPDATE` before it is judged.
+//! applies it, and each ordered row is read `FOR UPDATE` before it is judged. Every
+//! revocation and user change is announced with `NOTIFY` in the transaction that commits
+//! it; `subscribe` is the feed of those announcements, reconnecting when cut.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -11,9 +13,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
-use tokio_postgres::{GenericClient, NoTls, Row, Transaction};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, GenericClient, NoTls, Row, Transaction};
 
-use super::delivery::{Applied, Delivery, Effect, Write};
+use super::delivery::{Applied, Delivery, Effect, FleetEvent, Write};
 use super::error::MirrorError;
 use super::records::{MembershipRecord, OrgRecord, UserRecord};
 use super::store::{StoredUser, Upsert};
@@ -26,6 +29,10 @@ const POOL_SIZE: usize = 16;
 const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
 /// The advisory lock migrations run under (any constant shared by every replica).
 const MIGRATION_LOCK: i64 = 0x636c_6572_6b67_7701;
+/// The channel revocations and user changes are announced on.
+const CHANNEL: &str = "clerk_gateway";
+/// Longest wait between two attempts to reconnect the change feed.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append; never edit one
 /// that has shipped: these are the tables a backend may read.
@@ -94,6 +101,8 @@ pub fn latest_version() -> i64 {
 /// The mirror in one Postgres database.
 pub struct PgMirror {
     pool: Pool,
+    /// For the change feed's own connection.
+    config: tokio_postgres::Config,
     /// The URL without its password, for logs and errors.
     display: String,
     clock: Clock,
@@ -110,9 +119,11 @@ impl PgMirror {
     pub async fn connect(url: &str, clock: Clock, revocation_retention: Duration) -> Result<PgMirror, MirrorError> {
         let config: tokio_postgres::Config = url.parse().map_err(MirrorError::Postgres)?;
         let display = display_url(&config);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| MirrorError::Pool(e.to_string()))?;
-        let mirror = PgMirror { pool, display, clock, revocation_retention, last_prune_ms: AtomicI64::new(i64::MIN) };
+        let mirror =
+            PgMirror { pool, config, display, clock, revocation_retention, last_prune_ms: AtomicI64::new(i64::MIN) };
         mirror.migrate().await?;
         Ok(mirror)
     }
@@ -173,6 +184,21 @@ impl PgMirror {
             return Ok(Applied::Duplicate);
         }
         let effect = self.write(&tx, delivery, now_ms).await?;
+        let announced = match (&effect, &delivery.write) {
+            (Effect::SessionRevoked { session_id, until_ms }, _) => {
+                Some(FleetEvent::Revoked { id: session_id.clone(), until_ms: *until_ms })
+            }
+            (Effect::UserChanged(user), _) => Some(FleetEvent::User { id: user.id.clone() }),
+            (Effect::UserDeleted(id), _) => Some(FleetEvent::User { id: id.clone() }),
+            (_, Write::RevokeMachineToken { id }) => Some(FleetEvent::Revoked {
+                id: id.clone(),
+                until_ms: now_ms.saturating_add(ms(self.revocation_retention)),
+            }),
+            _ => None,
+        };
+        if let Some(event) = announced {
+            announce(&tx, &event).await?;
+        }
         tx.commit().await?;
         self.prune_if_due(now_ms).await;
         Ok(Applied::Applied(effect))
@@ -228,6 +254,7 @@ impl PgMirror {
                     continue;
                 }
             }
+            announce(&tx, &FleetEvent::User { id: user.id.clone() }).await?;
             counts.changed.push(user.clone());
         }
         tx.commit().await?;
@@ -259,6 +286,7 @@ impl PgMirror {
         let mut gone = Vec::new();
         for id in missing {
             if delete_user(&tx, &id, now_ms).await? {
+                announce(&tx, &FleetEvent::User { id: id.clone() }).await?;
                 gone.push(id);
             }
         }
@@ -273,8 +301,11 @@ impl PgMirror {
     pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, MirrorError> {
         let now_ms = self.clock.now_ms();
         let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
-        let client = self.client().await?;
-        revoke(&**client, session_id, user_id, now_ms, until_ms).await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        revoke(&*tx, session_id, user_id, now_ms, until_ms).await?;
+        announce(&tx, &FleetEvent::Revoked { id: session_id.to_owned(), until_ms }).await?;
+        tx.commit().await?;
         Ok(until_ms)
     }
 
@@ -319,6 +350,15 @@ impl PgMirror {
         count(&**client).await
     }
 
+    /// The feed of what every replica commits: each announcement as it is committed, and
+    /// `Resync` each time the feed (re)connects, after which nothing is missed until it is
+    /// cut again. Reconnects with backoff for as long as the receiver is kept.
+    pub fn subscribe(&self) -> mpsc::Receiver<FleetEvent> {
+        let (events, receiver) = mpsc::channel(1024);
+        tokio::spawn(listen(self.config.clone(), events));
+        receiver
+    }
+
     /// Drops delivery ids past their retention and expired revocations, at most every ten
     /// minutes per replica.
     async fn prune_if_due(&self, now_ms: i64) {
@@ -338,6 +378,59 @@ impl PgMirror {
         if let Err(error) = pruned.await {
             tracing::warn!(%error, "mirror prune failed");
         }
+    }
+}
+
+/// Announces `event` to every replica when `tx` commits (Postgres holds a transaction's
+/// notifications until then, and drops them if it rolls back).
+async fn announce(tx: &Transaction<'_>, event: &FleetEvent) -> Result<(), MirrorError> {
+    let payload = serde_json::to_string(event).unwrap_or_default();
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    Ok(())
+}
+
+/// The change feed: `LISTEN` on a connection of its own, each notification passed on, and
+/// a `Resync` after every (re)connection; on a cut, reconnects with backoff.
+async fn listen(config: tokio_postgres::Config, events: mpsc::Sender<FleetEvent>) {
+    let mut backoff = Duration::from_millis(100);
+    while !events.is_closed() {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (notes, mut received) = mpsc::unbounded_channel::<String>();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                        match message {
+                            Ok(AsyncMessage::Notification(note)) => drop(notes.send(note.payload().to_owned())),
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, "the mirror's change feed was cut");
+                                break;
+                            }
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                    backoff = Duration::from_millis(100);
+                    if events.send(FleetEvent::Resync).await.is_err() {
+                        return;
+                    }
+                    while let Some(payload) = received.recv().await {
+                        match serde_json::from_str::<FleetEvent>(&payload) {
+                            Ok(event) => {
+                                if events.send(event).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(error) => tracing::warn!(%error, "unreadable announcement on the mirror's change feed"),
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => tracing::warn!(%error, "cannot reach the mirror's change feed; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -2,8 +2,9 @@
 //! cluster: a webhook delivered to one replica reaches another's headers; the same delivery
 //! sent to every replica at once is applied once; conflicting updates converge on the newest
 //! whichever replica gets them; a revocation stored by one replica holds on a replica that
-//! starts later; Postgres down means webhooks answered 5xx (nothing acknowledged) and
-//! nothing lost once it is back.
+//! starts later; a revocation (webhook or logout) or a user change on one replica reaches
+//! the others at once, and after a cut in their change feeds too; Postgres down means
+//! webhooks answered 5xx (nothing acknowledged) and nothing lost once it is back.
 
 use std::net::SocketAddr;
 
@@ -139,4 +140,133 @@ fn users_refuses_a_postgres_mirror_by_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("mirror.url: `users` reads a SQLite mirror"), "{stderr}");
     assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+/// Cuts every replica's change feed, as a network blip or a Postgres failover would.
+async fn cut_change_feeds(pg: &PgCluster) -> i64 {
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()";
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn revocations_and_user_changes_reach_every_replica_at_once() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let (a, b, c) = (
+        replica(&jwks, upstream, &url).await,
+        replica(&jwks, upstream, &url).await,
+        replica(&jwks, upstream, &url).await,
+    );
+    let token = key_a().token(&claims());
+
+    let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({})));
+    assert_eq!(a.deliver("msg_1", &created).await.status, 200);
+    for gw in [&b, &c] {
+        assert!(gw.get_with_token("/api/x", &token).await.seen("x-user").unwrap().contains("\"Alice\""), "cached now");
+    }
+    // The change on A reaches B's and C's caches without waiting out their cache_ttl (the
+    // tests' clock does not move).
+    let updated = event("user.updated", clerk_user("user_alice", "Alicia", 20, json!({})));
+    assert_eq!(a.deliver("msg_2", &updated).await.status, 200);
+    for gw in [&b, &c] {
+        eventually("the update is seen", async || {
+            gw.get_with_token("/api/x", &token).await.seen("x-user").is_some_and(|u| u.contains("\"Alicia\""))
+        })
+        .await;
+    }
+
+    // A revocation on A signs the session out on B and C.
+    let revoked = event("session.revoked", json!({"id": "sess_1", "user_id": "user_alice", "status": "revoked"}));
+    assert_eq!(a.deliver("msg_3", &revoked).await.status, 200);
+    for gw in [&b, &c] {
+        eventually("signed out", async || gw.get_with_token("/api/x", &token).await.reason() == "session-revoked")
+            .await;
+    }
+
+    // A revocation made while the feeds are cut still arrives: each replica reloads the
+    // revocations when its feed is back.
+    assert!(cut_change_feeds(&pg).await >= 3, "every replica listens");
+    let other = key_a().token(&claims_with("sid", json!("sess_2")));
+    let revoked = event("session.revoked", json!({"id": "sess_2", "user_id": "user_alice", "status": "revoked"}));
+    assert_eq!(a.deliver("msg_4", &revoked).await.status, 200);
+    for gw in [&b, &c] {
+        eventually("signed out after the gap", async || {
+            gw.get_with_token("/api/x", &other).await.reason() == "session-revoked"
+        })
+        .await;
+    }
+}
+
+/// Not a test: how long a revocation delivered to one replica takes to sign the session out
+/// on two others, over 100 sessions (median and max).
+///   cargo test --release --test it fleet::revocation_propagation -- --ignored --nocapture
+#[tokio::test]
+#[ignore = "a measurement, run on purpose"]
+async fn revocation_propagation() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let (a, b, c) = (
+        replica(&jwks, upstream, &url).await,
+        replica(&jwks, upstream, &url).await,
+        replica(&jwks, upstream, &url).await,
+    );
+    let mut took = Vec::new();
+    for i in 0..100 {
+        let sid = format!("sess_p{i}");
+        let token = key_a().token(&claims_with("sid", json!(sid)));
+        for gw in [&b, &c] {
+            assert_eq!(gw.get_with_token("/api/x", &token).await.status, 200);
+        }
+        let revoked = event("session.revoked", json!({"id": sid, "user_id": "user_alice", "status": "revoked"}));
+        let started = std::time::Instant::now();
+        assert_eq!(a.deliver(&format!("msg_p{i}"), &revoked).await.status, 200);
+        for gw in [&b, &c] {
+            while gw.get_with_token("/api/x", &token).await.status != 401 {}
+        }
+        took.push(started.elapsed());
+    }
+    took.sort();
+    println!("revocation on A to signed out on B and C, 100 sessions: median {:?}, max {:?}", took[49], took[99]);
+}
+
+#[tokio::test]
+async fn a_logout_on_one_replica_signs_the_session_out_on_the_others() {
+    let Some(pg) = PgCluster::start() else { return };
+    let bapi = FakeBapi::start(vec![]).await;
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let on_bapi = |gw: TestConfig| gw.backend_api(&bapi);
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let config = on_bapi(
+            TestConfig::standard(&jwks, upstream)
+                .section("webhook", "signing_secret", WEBHOOK_SECRET)
+                .without("mirror", "path")
+                .mirror("url", url.as_str()),
+        );
+        replicas.push(TestGateway::start(&config).await);
+    }
+    let token = key_a().token(&claims());
+    for gw in &replicas {
+        assert_eq!(gw.get_with_token("/api/x", &token).await.status, 200);
+    }
+    let logout = http::Request::post("/auth/logout")
+        .header("host", "gateway.test")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(send(replicas[0].addr, logout).await.status, 204);
+    assert_eq!(bapi.count("/v1/sessions/sess_1/revoke"), 1, "revoked at Clerk once");
+    for gw in &replicas[1..] {
+        eventually("signed out", async || gw.get_with_token("/api/x", &token).await.reason() == "session-revoked")
+            .await;
+    }
 }

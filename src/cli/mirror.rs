@@ -1,6 +1,7 @@
 //! The mirror commands: `users list | get | count` (read-only, JSON on stdout) and `sync`
-//! (a full sweep from the Backend API with progress on stderr). Both are safe while the
-//! gateway runs: SQLite's WAL lets readers and a second writer in.
+//! (a full sweep from the Backend API with progress on stderr), on the SQLite file or the
+//! Postgres database `[mirror]` names. Both are safe while the gateway runs: SQLite's WAL
+//! lets readers and a second writer in, and Postgres is Postgres.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::args::UsersCommand;
 use crate::config::{self, Config, ConfigError};
-use crate::mirror::{Mirror, ReadOnly, StoredUser};
+use crate::mirror::{FileError, Mirror, MirrorError, ReadOnly, StoredUser};
 use crate::state;
 use crate::sweep::{self, Progress, Report};
 use crate::{Clock, Error};
@@ -19,11 +20,13 @@ use crate::{Clock, Error};
 ///
 /// # Errors
 /// A config error, an unreadable mirror, or a user that is not there (exit 1).
-pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
+pub async fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
     let config = Config::load(config_path, &config::process_env)?;
     if config.mirror.url.is_some() {
-        let why = "`users` reads a SQLite mirror; a Postgres mirror is read with SQL (the clerk_users table)";
-        return Err(ConfigError::new("mirror.url", why).into());
+        let mirror = Mirror::from_config(&config.mirror, Clock::System).await?;
+        let output = postgres_users(&mirror, command).await?;
+        println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
+        return Ok(());
     }
     if config.mirror.path == ":memory:" {
         return Err(
@@ -49,6 +52,27 @@ pub fn users(config_path: &Path, command: UsersCommand) -> Result<(), Error> {
     };
     println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
     Ok(())
+}
+
+/// `users` on a Postgres mirror: the same JSON as from a SQLite file.
+async fn postgres_users(mirror: &Mirror, command: UsersCommand) -> Result<Value, Error> {
+    let fail = |source: MirrorError| Error::from(FileError::new(mirror.path(), source));
+    Ok(match command {
+        UsersCommand::List { limit, offset } => {
+            serde_json::to_value(mirror.users(limit, offset).await.map_err(fail)?).unwrap_or(Value::Null)
+        }
+        UsersCommand::Count => json!({ "count": mirror.count_users().await.map_err(fail)? }),
+        UsersCommand::Get { id } => match mirror.user(&id).await.map_err(fail)? {
+            Some(StoredUser::Live(user)) => {
+                let memberships = mirror.memberships(&id).await.map_err(fail)?;
+                let mut value = serde_json::to_value(*user).unwrap_or(Value::Null);
+                value["memberships"] = serde_json::to_value(memberships).unwrap_or(Value::Null);
+                value
+            }
+            Some(StoredUser::Deleted) => return Err(Error::UserAbsent { id, deleted: true }),
+            None => return Err(Error::UserAbsent { id, deleted: false }),
+        },
+    })
 }
 
 /// `clerk-gateway sync`.

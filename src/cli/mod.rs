@@ -29,7 +29,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Run { config } => runtime.block_on(run(&config_path(config))),
         Command::Check { config } => check::run(&config_path(config)),
         Command::Demo { listen, .. } => runtime.block_on(crate::demo::run(listen)),
-        Command::Users { command, config } => mirror::users(&config_path(config), command),
+        Command::Users { command, config } => runtime.block_on(mirror::users(&config_path(config), command)),
         Command::Sync { config } => runtime.block_on(mirror::sync(&config_path(config))),
     };
     match result {

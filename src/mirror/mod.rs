@@ -311,6 +311,17 @@ impl Mirror {
         self.read(move |conn| store::live_revocations(conn, now_ms)).await
     }
 
+    /// Live users in id order, `limit` from `offset`.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn users(&self, limit: u64, offset: u64) -> Result<Vec<UserRecord>, MirrorError> {
+        if let Store::Postgres(pg) = &self.inner.store {
+            return pg.users(limit, offset).await;
+        }
+        self.read(move |conn| store::list_users(conn, limit, offset)).await
+    }
+
     /// Number of live users.
     ///
     /// # Errors

@@ -341,6 +341,26 @@ impl PgMirror {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Live users in id order, `limit` from `offset`.
+    ///
+    /// # Errors
+    /// `MirrorError` when the query fails.
+    pub async fn users(&self, limit: u64, offset: u64) -> Result<Vec<UserRecord>, MirrorError> {
+        let client = self.client().await?;
+        let sql = "SELECT id, primary_email, username, first_name, last_name, image_url, public_metadata,
+                private_metadata, unsafe_metadata, created_at, updated_at, deleted
+             FROM clerk_users WHERE NOT deleted ORDER BY id LIMIT $1 OFFSET $2";
+        let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = client.query(sql, &[&limit, &offset]).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| match user_from_row(row) {
+                StoredUser::Live(user) => Some(*user),
+                StoredUser::Deleted => None,
+            })
+            .collect())
+    }
+
     /// Number of live users.
     ///
     /// # Errors

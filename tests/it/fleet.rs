@@ -126,20 +126,43 @@ fn the_mirror_url_is_checked_key_by_key() {
     assert!(!both.contains(":p@"), "the password is never in an error: {both}");
 }
 
-#[test]
-fn users_refuses_a_postgres_mirror_by_name() {
+#[tokio::test]
+async fn the_users_command_reads_a_postgres_mirror() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let a = replica(&jwks, upstream, &pg.url()).await;
+    let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({"plan": "pro"})));
+    assert_eq!(a.deliver("msg_1", &created).await.status, 200);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");
-    let text = format!(
-        "[clerk]\njwt_key_file = \"{}\"\n[mirror]\nurl = \"postgres://u:secret@127.0.0.1:1/db\"\n",
-        fixture_path("rsa_a.pub.pem")
-    );
+    let text =
+        format!("[clerk]\njwt_key_file = \"{}\"\n[mirror]\nurl = \"{}\"\n", fixture_path("rsa_a.pub.pem"), pg.url());
     std::fs::write(&config, text).unwrap();
-    let out = gateway(&["users", "count", "-c", config.to_str().unwrap()]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("mirror.url: `users` reads a SQLite mirror"), "{stderr}");
-    assert!(!stderr.contains("secret"), "{stderr}");
+    let users = |args: &[&str]| {
+        let out = gateway(&[&["users"], args, &["-c", config.to_str().unwrap()]].concat()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, count, _) = users(&["count"]);
+    assert_eq!((code, serde_json::from_str::<serde_json::Value>(&count).unwrap()), (Some(0), json!({"count": 1})));
+    let (code, user, _) = users(&["get", "user_alice"]);
+    let user: serde_json::Value = serde_json::from_str(&user).unwrap();
+    assert_eq!(
+        (code, user["first_name"].as_str(), user["public_metadata"]["plan"].as_str()),
+        (Some(0), Some("Alice"), Some("pro"))
+    );
+    let (code, list, _) = users(&["list"]);
+    assert_eq!(
+        (code, serde_json::from_str::<serde_json::Value>(&list).unwrap()[0]["id"].as_str()),
+        (Some(0), Some("user_alice"))
+    );
+    let (code, _, stderr) = users(&["get", "user_bob"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("secret"), "the password is never printed: {stderr}");
 }
 
 /// Cuts every replica's change feed, as a network blip or a Postgres failover would.

@@ -118,8 +118,15 @@ impl AppState {
         let revoked = Arc::new(RevokedSessions::default());
         let users =
             Arc::new(directory(config, api_client.clone(), revoked.clone(), clock.clone(), metrics.clone()).await?);
-        let restored =
-            users.load_revocations().await.map_err(|source| FileError::new(users.mirror().path(), source))?;
+        let restored = match users.load_revocations().await {
+            Ok(restored) => restored,
+            // A shared mirror not reachable yet: its change feed reloads them once it is.
+            Err(error) if users.mirror().is_shared() => {
+                tracing::warn!(%error, "revocations not loaded yet; they are once the mirror is reachable");
+                0
+            }
+            Err(source) => return Err(FileError::new(users.mirror().path(), source).into()),
+        };
         tracing::debug!(restored, "revocations restored from the mirror");
         users.follow_fleet();
         let api = users.api().cloned();

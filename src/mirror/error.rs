@@ -84,6 +84,9 @@ pub enum MirrorError {
     /// Postgres refused, or could not be reached.
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    /// The Postgres database has not been migrated yet (it could not be reached at start).
+    #[error("not migrated yet: {0}")]
+    NotMigrated(String),
     /// No Postgres connection could be had from the pool.
     #[error("postgres pool: {0}")]
     Pool(String),

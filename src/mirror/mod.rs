@@ -130,6 +130,11 @@ impl Mirror {
         }
     }
 
+    /// Whether other replicas share this mirror (Postgres).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.store, Store::Postgres(_))
+    }
+
     /// The SQLite store, or `None` for Postgres.
     fn sqlite(&self) -> Option<&Sqlite> {
         match &self.inner.store {

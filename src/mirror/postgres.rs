@@ -8,7 +8,8 @@
 //! it; `subscribe` is the feed of those announcements, reconnecting when cut.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -108,6 +109,7 @@ pub struct PgMirror {
     clock: Clock,
     revocation_retention: Duration,
     last_prune_ms: AtomicI64,
+    migrated: Arc<Migrated>,
 }
 
 impl PgMirror {
@@ -116,16 +118,28 @@ impl PgMirror {
     /// # Errors
     /// `MirrorError` when the URL is malformed, the database cannot be reached, its schema
     /// is newer than this build, or a migration fails.
+    ///
+    /// A database that cannot be reached yet is not an error: the migrations are retried
+    /// in the background (100 ms doubling to 30 s), and until they have run every operation
+    /// fails with the reason (`/readyz` says it, webhooks are answered 5xx).
     pub async fn connect(url: &str, clock: Clock, revocation_retention: Duration) -> Result<PgMirror, MirrorError> {
         let config: tokio_postgres::Config = url.parse().map_err(MirrorError::Postgres)?;
-        let display = display_url(&config);
+        let shown = display_url(&config);
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| MirrorError::Pool(e.to_string()))?;
-        let mirror =
-            PgMirror { pool, config, display, clock, revocation_retention, last_prune_ms: AtomicI64::new(i64::MIN) };
-        mirror.migrate().await?;
-        Ok(mirror)
+        let migrated = Arc::new(Migrated::default());
+        match migrate(&pool).await {
+            Ok(()) => migrated.done.store(true, Ordering::Release),
+            Err(error @ MirrorError::NewerSchema { .. }) => return Err(error),
+            Err(error) => {
+                tracing::error!(%error, database = shown.as_str(), "cannot migrate the mirror yet; retrying");
+                migrated.failed(&error);
+                tokio::spawn(migrate_until_done(pool.clone(), migrated.clone()));
+            }
+        }
+        let last_prune_ms = AtomicI64::new(i64::MIN);
+        Ok(PgMirror { pool, config, display: shown, clock, revocation_retention, last_prune_ms, migrated })
     }
 
     /// `postgres://user@host:port/db`, never the password.
@@ -133,12 +147,62 @@ impl PgMirror {
         &self.display
     }
 
+    /// A pooled connection to a migrated database.
     async fn client(&self) -> Result<deadpool_postgres::Object, MirrorError> {
-        self.pool.get().await.map_err(|e| MirrorError::Pool(e.to_string()))
+        if !self.migrated.done.load(Ordering::Acquire) {
+            let why = self.migrated.why.lock().map(|w| w.clone()).unwrap_or_default();
+            return Err(MirrorError::NotMigrated(why));
+        }
+        pooled(&self.pool).await
     }
+}
 
-    async fn migrate(&self) -> Result<(), MirrorError> {
-        let mut client = self.client().await?;
+async fn pooled(pool: &Pool) -> Result<deadpool_postgres::Object, MirrorError> {
+    pool.get().await.map_err(|e| MirrorError::Pool(e.to_string()))
+}
+
+/// Whether the migrations have run, and why they have not.
+#[derive(Default)]
+struct Migrated {
+    done: AtomicBool,
+    why: Mutex<String>,
+}
+
+impl Migrated {
+    fn failed(&self, error: &MirrorError) {
+        if let Ok(mut why) = self.why.lock() {
+            *why = error.to_string();
+        }
+    }
+}
+
+/// Retries the migrations until they run (or a newer schema makes it pointless).
+async fn migrate_until_done(pool: Pool, migrated: Arc<Migrated>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(backoff).await;
+        match migrate(&pool).await {
+            Ok(()) => {
+                migrated.done.store(true, Ordering::Release);
+                tracing::info!("the mirror's database is reachable and migrated");
+                return;
+            }
+            Err(error) => {
+                migrated.failed(&error);
+                if matches!(error, MirrorError::NewerSchema { .. }) {
+                    tracing::error!(%error, "the mirror's database has a newer schema; upgrade clerk-gateway");
+                    return;
+                }
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs the migrations the database has not seen, one replica at a time.
+async fn migrate(pool: &Pool) -> Result<(), MirrorError> {
+    {
+        let mut client = pooled(pool).await?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS clerk_gateway_schema (version bigint NOT NULL)").await?;
@@ -155,7 +219,9 @@ impl PgMirror {
         tx.commit().await?;
         Ok(())
     }
+}
 
+impl PgMirror {
     /// A write round trip: the health row, committed.
     ///
     /// # Errors
@@ -375,7 +441,7 @@ impl PgMirror {
     /// cut again. Reconnects with backoff for as long as the receiver is kept.
     pub fn subscribe(&self) -> mpsc::Receiver<FleetEvent> {
         let (events, receiver) = mpsc::channel(1024);
-        tokio::spawn(listen(self.config.clone(), events));
+        tokio::spawn(listen(self.config.clone(), self.migrated.clone(), events));
         receiver
     }
 
@@ -411,7 +477,14 @@ async fn announce(tx: &Transaction<'_>, event: &FleetEvent) -> Result<(), Mirror
 
 /// The change feed: `LISTEN` on a connection of its own, each notification passed on, and
 /// a `Resync` after every (re)connection; on a cut, reconnects with backoff.
-async fn listen(config: tokio_postgres::Config, events: mpsc::Sender<FleetEvent>) {
+async fn listen(config: tokio_postgres::Config, migrated: Arc<Migrated>, events: mpsc::Sender<FleetEvent>) {
+    // The Resync after the first connection must find the tables there.
+    while !migrated.done.load(Ordering::Acquire) {
+        if events.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut backoff = Duration::from_millis(100);
     while !events.is_closed() {
         match config.connect(NoTls).await {

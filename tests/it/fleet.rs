@@ -293,3 +293,40 @@ async fn a_logout_on_one_replica_signs_the_session_out_on_the_others() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn a_replica_started_while_postgres_is_down_serves_and_becomes_ready_when_it_is_back() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    // Another replica stored a revocation before this one starts.
+    let first = replica(&jwks, upstream, &pg.url()).await;
+    let revoked = event("session.revoked", json!({"id": "sess_1", "user_id": "user_alice", "status": "revoked"}));
+    assert_eq!(first.deliver("msg_1", &revoked).await.status, 200);
+    pg.stop_server();
+
+    let config = TestConfig::standard(&jwks, upstream)
+        .section("webhook", "signing_secret", WEBHOOK_SECRET)
+        .without("mirror", "path")
+        .mirror("url", pg.url());
+    let late = TestGateway::start_unready(&config).await;
+    eventually("it serves", async || late.admin_get("/healthz").await.status == 200).await;
+    let readyz = late.admin_get("/readyz").await;
+    assert_eq!(readyz.status, 503);
+    let body = readyz.text();
+    assert!(body.contains("postgres://gateway@127.0.0.1") && body.contains("not migrated yet"), "{body}");
+    assert!(!body.contains("secret"), "the password is never shown: {body}");
+    let other = key_a().token(&claims_with("sid", json!("sess_2")));
+    assert_eq!(late.get_with_token("/api/x", &other).await.status, 200, "verified requests are served meanwhile");
+    let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({})));
+    assert!(late.deliver("msg_2", &created).await.status >= 500, "nothing is acknowledged meanwhile");
+
+    pg.start_server();
+    late.wait_ready().await;
+    assert_eq!(late.deliver("msg_2", &created).await.status, 200);
+    let token = key_a().token(&claims());
+    eventually("the revocation stored before it started holds", async || {
+        late.get_with_token("/api/x", &token).await.reason() == "session-revoked"
+    })
+    .await;
+}

@@ -202,6 +202,7 @@ impl From<WebhookError> for Reject {
             WebhookError::Refused(Refusal::Timeout) => Reject::RequestTimeout,
             WebhookError::Refused(refusal) => Reject::WebhookRejected(refusal.as_str()),
             WebhookError::NotStored => Reject::Internal,
+            WebhookError::MirrorUnavailable => Reject::Unavailable("mirror-unavailable"),
         }
     }
 }

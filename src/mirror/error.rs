@@ -101,6 +101,18 @@ pub enum MirrorError {
     },
 }
 
+impl MirrorError {
+    /// Whether the mirror's database cannot be reached (a shared Postgres that is down or
+    /// not migrated yet), as opposed to refusing the write: worth a 503 and a retry.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            MirrorError::Pool(_) | MirrorError::NotMigrated(_) => true,
+            MirrorError::Postgres(error) => error.is_closed() || error.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+}
+
 /// A mirror failure about a named database file.
 #[derive(Debug, thiserror::Error)]
 #[error("mirror database {path}: {source}")]

@@ -61,6 +61,8 @@ pub enum WebhookError {
     Refused(Refusal),
     /// Verified, but the mirror could not store it (500, so Svix retries).
     NotStored,
+    /// Verified, but the mirror's database cannot be reached now (503, so Svix retries).
+    MirrorUnavailable,
 }
 
 impl WebhookEndpoint {
@@ -107,7 +109,11 @@ impl WebhookEndpoint {
             Err(error) => {
                 metrics.webhook_event(kind.index(), Outcome::Failed.index());
                 tracing::error!(%error, id, event_type, "webhook delivery not stored; Svix will retry");
-                return Err(WebhookError::NotStored);
+                return Err(if error.is_unreachable() {
+                    WebhookError::MirrorUnavailable
+                } else {
+                    WebhookError::NotStored
+                });
             }
         };
         metrics.webhook_event(kind.index(), outcome.index());

@@ -330,3 +330,55 @@ async fn a_replica_started_while_postgres_is_down_serves_and_becomes_ready_when_
     })
     .await;
 }
+
+#[tokio::test]
+async fn postgres_stopped_and_restarted_mid_load_loses_no_delivery() {
+    let Some(pg) = PgCluster::start() else { return };
+    let jwks = FakeJwks::with_key_a().await;
+    let upstream = spawn_upstream().await;
+    let url = pg.url();
+    let (a, b) = (replica(&jwks, upstream, &url).await, replica(&jwks, upstream, &url).await);
+    let deliveries: Vec<(String, serde_json::Value)> = (0..60)
+        .map(|i| (format!("msg_load_{i}"), event("user.created", clerk_user(&format!("user_{i}"), "U", 10, json!({})))))
+        .collect();
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    // Each delivery is retried until it is answered 200, as Svix does, over two replicas.
+    let send = |range: std::ops::Range<usize>| {
+        let each = deliveries[range].iter().enumerate().map(|(i, (id, body))| {
+            let (gw, refused) = (if i % 2 == 0 { &a } else { &b }, &refused);
+            async move {
+                loop {
+                    let reply = gw.deliver(id, body).await;
+                    if reply.status == 200 {
+                        return;
+                    }
+                    assert_eq!(reply.status, 503, "an outage is a 503");
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        });
+        futures_util::future::join_all(each)
+    };
+    send(0..20).await;
+    pg.stop_server();
+    let back = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        pg.start_server();
+    };
+    tokio::join!(send(20..60), back);
+    assert!(
+        refused.load(std::sync::atomic::Ordering::Relaxed) >= 40,
+        "every delivery sent during the outage was refused first"
+    );
+    assert_eq!(b.metric("clerk_gateway_mirror_users").await, 60.0, "every delivery is stored, once");
+    let mut applied = 0.0;
+    for gw in [&a, &b] {
+        applied += applied_count(gw).await;
+    }
+    assert_eq!(applied, 60.0, "none was applied twice");
+}
+
+async fn applied_count(gw: &TestGateway) -> f64 {
+    applied(gw, "user.created", "applied").await
+}

@@ -337,13 +337,27 @@ impl Directory {
     async fn follow_event(&self, event: FleetEvent) {
         match event {
             FleetEvent::Revoked { id, until_ms } => self.revoked.insert(&id, until_ms, self.clock.now_ms()),
-            FleetEvent::User { id } => self.cache.remove(&id),
+            FleetEvent::User { id } => self.reread(&id).await,
             FleetEvent::Resync => {
                 self.cache.clear();
-                if let Err(error) = self.load_revocations().await {
-                    tracing::warn!(%error, "could not reload revocations after a gap in the mirror's change feed");
+                let mut backoff = Duration::from_millis(100);
+                while let Err(error) = self.load_revocations().await {
+                    tracing::warn!(%error, "could not reload revocations after a gap in the mirror's change feed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+    }
+
+    /// Reads a user another replica changed and caches that version (under the version
+    /// rule, so a lookup that read an older one cannot put it back); forgets it when the
+    /// mirror cannot say.
+    async fn reread(&self, user_id: &str) {
+        match self.mirror.user(user_id).await {
+            Ok(Some(StoredUser::Live(record))) => drop(self.remember(*record)),
+            Ok(Some(StoredUser::Deleted)) => self.remember_deleted(user_id),
+            Ok(None) | Err(_) => self.cache.remove(user_id),
         }
     }
 

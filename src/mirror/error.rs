@@ -107,7 +107,11 @@ impl MirrorError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             MirrorError::Pool(_) | MirrorError::NotMigrated(_) => true,
-            MirrorError::Postgres(error) => error.is_closed() || error.as_db_error().is_none(),
+            // No SQLSTATE: the connection failed; class 08 is a connection exception, 57P0x
+            // a server shutting down or starting (failover, restart).
+            MirrorError::Postgres(error) => {
+                error.code().is_none_or(|code| code.code().starts_with("08") || code.code().starts_with("57P"))
+            }
             _ => false,
         }
     }

@@ -32,8 +32,15 @@ const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
 const MIGRATION_LOCK: i64 = 0x636c_6572_6b67_7701;
 /// The channel revocations and user changes are announced on.
 const CHANNEL: &str = "clerk_gateway";
-/// Longest wait between two attempts to reconnect the change feed.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between two attempts to reconnect the change feed or migrate.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long connecting, or waiting for a pooled connection, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limits for the gateway's sessions: a statement, a lock wait, and a
+/// transaction left idle (a replica that died mid-transaction must not hold the others'
+/// locks), in ms.
+const SESSION_OPTIONS: &str =
+    "-c statement_timeout=10000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000";
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append; never edit one
 /// that has shipped: these are the tables a backend may read.
@@ -123,11 +130,22 @@ impl PgMirror {
     /// in the background (100 ms doubling to 30 s), and until they have run every operation
     /// fails with the reason (`/readyz` says it, webhooks are answered 5xx).
     pub async fn connect(url: &str, clock: Clock, revocation_retention: Duration) -> Result<PgMirror, MirrorError> {
-        let config: tokio_postgres::Config = url.parse().map_err(MirrorError::Postgres)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(MirrorError::Postgres)?;
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .options(SESSION_OPTIONS);
         let shown = display_url(&config);
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().map_err(|e| MirrorError::Pool(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| MirrorError::Pool(e.to_string()))?;
         let migrated = Arc::new(Migrated::default());
         match migrate(&pool).await {
             Ok(()) => migrated.done.store(true, Ordering::Release),
@@ -299,7 +317,14 @@ impl PgMirror {
                 tx.execute(sql, &[&m.id, &m.org_id, &m.user_id, &m.role]).await?;
                 Effect::Stored
             }
-            Write::RevokeMachineToken { .. } | Write::Nothing => Effect::NotMirrored,
+            Write::RevokeMachineToken { id } => {
+                // Kept with the sessions' revocations, so a replica that starts, or whose
+                // feed was cut, reloads it too.
+                let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+                revoke(tx, id, None, now_ms, until_ms).await?;
+                Effect::NotMirrored
+            }
+            Write::Nothing => Effect::NotMirrored,
         })
     }
 
@@ -341,8 +366,10 @@ impl PgMirror {
         let now_ms = self.clock.now_ms();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let rows =
-            tx.query("SELECT id FROM clerk_users WHERE NOT deleted AND updated_at < $1", &[&started_at_ms]).await?;
+        // Locked in id order (no deadlock with another replica's sweep), and judged under the
+        // lock: a webhook that updated a user since the sweep began keeps it.
+        let sql = "SELECT id FROM clerk_users WHERE NOT deleted AND updated_at < $1 ORDER BY id FOR UPDATE";
+        let rows = tx.query(sql, &[&started_at_ms]).await?;
         let missing: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !seen.contains(id)).collect();
         let live = count(&*tx).await? as usize;
         if missing.len() > 10 && missing.len() * 2 > live {
@@ -555,7 +582,55 @@ async fn tombstone(tx: &Transaction<'_>, table: &str, id: &str, at_ms: i64, clea
     Ok(live)
 }
 
+/// The verdict once more when an upsert judged `Inserted` wrote nothing: another replica
+/// inserted the row meanwhile, and the ordering rule (in the statement) kept theirs.
+async fn rejudged(
+    tx: &Transaction<'_>,
+    table: &str,
+    id: &str,
+    updated_at: i64,
+    written: u64,
+    decision: Upsert,
+) -> Result<Upsert, MirrorError> {
+    if written > 0 {
+        return Ok(decision);
+    }
+    Ok(match verdict(tx, table, id, updated_at).await? {
+        Upsert::Tombstoned => Upsert::Tombstoned,
+        _ => Upsert::Stale,
+    })
+}
+
+/// `value` without NUL characters, which Postgres text and jsonb cannot hold (SQLite can):
+/// a user who puts one in their metadata must not block every delivery about them.
+fn without_nul(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.replace('\0', ""), without_nul(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn text_without_nul(text: &Option<String>) -> Option<String> {
+    text.as_ref().map(|t| t.replace('\0', ""))
+}
+
 async fn upsert_user(tx: &Transaction<'_>, u: &UserRecord) -> Result<Upsert, MirrorError> {
+    let stored = UserRecord {
+        id: u.id.clone(),
+        primary_email: text_without_nul(&u.primary_email),
+        username: text_without_nul(&u.username),
+        first_name: text_without_nul(&u.first_name),
+        last_name: text_without_nul(&u.last_name),
+        image_url: text_without_nul(&u.image_url),
+        public_metadata: without_nul(&u.public_metadata),
+        private_metadata: without_nul(&u.private_metadata),
+        unsafe_metadata: without_nul(&u.unsafe_metadata),
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+    };
+    let u = &stored;
     let mut decision = verdict(tx, "clerk_users", &u.id, u.updated_at).await?;
     if decision == Upsert::Updated && read_user(tx, &u.id).await? == Some(StoredUser::Live(Box::new(u.clone()))) {
         decision = Upsert::Same;
@@ -570,23 +645,25 @@ async fn upsert_user(tx: &Transaction<'_>, u: &UserRecord) -> Result<Upsert, Mir
                 unsafe_metadata = excluded.unsafe_metadata, created_at = excluded.created_at,
                 updated_at = excluded.updated_at
              WHERE NOT clerk_users.deleted AND clerk_users.updated_at <= excluded.updated_at";
-        tx.execute(
-            sql,
-            &[
-                &u.id,
-                &u.primary_email,
-                &u.username,
-                &u.first_name,
-                &u.last_name,
-                &u.image_url,
-                &u.public_metadata,
-                &u.private_metadata,
-                &u.unsafe_metadata,
-                &u.created_at,
-                &u.updated_at,
-            ],
-        )
-        .await?;
+        let written = tx
+            .execute(
+                sql,
+                &[
+                    &u.id,
+                    &u.primary_email,
+                    &u.username,
+                    &u.first_name,
+                    &u.last_name,
+                    &u.image_url,
+                    &u.public_metadata,
+                    &u.private_metadata,
+                    &u.unsafe_metadata,
+                    &u.created_at,
+                    &u.updated_at,
+                ],
+            )
+            .await?;
+        decision = rejudged(tx, "clerk_users", &u.id, u.updated_at, written, decision).await?;
     }
     Ok(decision)
 }
@@ -616,7 +693,8 @@ async fn upsert_org(tx: &Transaction<'_>, o: &OrgRecord) -> Result<Upsert, Mirro
             &o.created_at,
             &o.updated_at,
         ];
-        tx.execute(sql, &values).await?;
+        let written = tx.execute(sql, &values).await?;
+        return rejudged(tx, "clerk_organizations", &o.id, o.updated_at, written, decision).await;
     }
     Ok(decision)
 }
@@ -633,7 +711,8 @@ async fn upsert_membership(tx: &Transaction<'_>, m: &MembershipRecord) -> Result
         let permissions = Value::from(m.permissions.clone());
         let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
             [&m.id, &m.org_id, &m.user_id, &m.role, &permissions, &m.public_metadata, &m.created_at, &m.updated_at];
-        tx.execute(sql, &values).await?;
+        let written = tx.execute(sql, &values).await?;
+        return rejudged(tx, "clerk_memberships", &m.id, m.updated_at, written, decision).await;
     }
     Ok(decision)
 }

@@ -1,5 +1,6 @@
 //! A throwaway Postgres cluster for the fleet tests: `initdb` into a temporary directory,
-//! `pg_ctl start` on a free loopback port, stopped and removed when dropped. Run as the
+//! `pg_ctl start` listening on a Unix socket in that directory only (no TCP port that
+//! another process could take between a stop and a start), stopped and removed when dropped. Run as the
 //! `postgres` user when the tests run as root (Postgres refuses root). Needs Debian's
 //! `postgresql` (`.ci/run` installs it and sets `CI_REQUIRE_POSTGRES=1`); elsewhere a test
 //! says it was skipped.
@@ -44,7 +45,8 @@ impl PgCluster {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
             assert!(status.success(), "chown the cluster directory to postgres");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Only names the socket file (`.s.PGSQL.<port>`) in the cluster's own directory.
+        let port = 5432;
         let cluster = PgCluster { bin, dir, port, as_postgres };
         let data = cluster.data();
         cluster.run("initdb", &["-D", &data, "-A", "trust", "-U", "gateway", "--no-sync", "-E", "UTF8"]);
@@ -78,8 +80,7 @@ impl PgCluster {
     /// `fsync=off` only: a commit still reaches the OS before it is acknowledged, so an
     /// immediate stop (a crash of Postgres, not of the machine) loses nothing committed.
     pub fn start_server(&self) {
-        let options =
-            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        let options = format!("-p {} -k {} -c listen_addresses= -c fsync=off", self.port, self.dir.path().display());
         let log = self.dir.path().join("server.log").display().to_string();
         self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
     }
@@ -89,9 +90,9 @@ impl PgCluster {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
     }
 
-    /// The URL of database `postgres` on this cluster.
+    /// The URL of database `postgres` on this cluster (its socket directory as the host).
     pub fn url(&self) -> String {
-        format!("postgres://gateway:secret@127.0.0.1:{}/postgres", self.port)
+        format!("postgresql://gateway:secret@/postgres?host={}&port={}", self.dir.path().display(), self.port)
     }
 }
 

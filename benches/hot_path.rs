@@ -29,7 +29,8 @@ use clerk_gateway::config::{Config, IdentityHeaderNames, KeySource, MachineToken
 use clerk_gateway::identity::{Identity, Org};
 use clerk_gateway::metrics::{Labels, Metrics};
 use clerk_gateway::mirror::{Applied, Delivery, Effect, Mirror, Write};
-use clerk_gateway::proxy::headers::{self, Peer};
+use clerk_gateway::proxy::forwarding::{self, Peer};
+use clerk_gateway::proxy::headers;
 use clerk_gateway::router::RouteTable;
 use clerk_gateway::server::Remote;
 use clerk_gateway::token_type::TokenType;
@@ -173,7 +174,7 @@ fn header_surgery(c: &mut Criterion) {
             |mut h| {
                 let upgrade = headers::sanitize_request(&mut h, black_box(&stripped), peer.trusted);
                 headers::set_identity(&mut h, &names, &identity.values);
-                headers::set_forwarded(&mut h, &peer, Some("app.example.com"));
+                forwarding::set_forwarded(&mut h, &peer, Some("app.example.com"));
                 (h, upgrade)
             },
             BatchSize::SmallInput,

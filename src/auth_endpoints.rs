@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::access::AccessRecord;
 use crate::body::{self, Body};
 use crate::browser::{self, Decision, cookies};
-use crate::proxy::headers::Peer;
+use crate::proxy::forwarding::Peer;
 use crate::reject::Reject;
 use crate::session::decide_session;
 use crate::state::AppState;

@@ -17,7 +17,7 @@ use crate::access::AccessRecord;
 use crate::authorize::authorize;
 use crate::body::{self, Body};
 use crate::path;
-use crate::proxy::headers::{self, Peer};
+use crate::proxy::forwarding::{self, Peer, X_FORWARDED_HOST};
 use crate::reject::Reject;
 use crate::state::AppState;
 
@@ -26,7 +26,6 @@ static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Whether `path` (normalized) is the verify endpoint at `prefix`, or under it.
 pub fn serves(prefix: &str, path: &str) -> bool {
@@ -74,7 +73,7 @@ pub async fn handle(
         return Err(Reject::BadRequest("ambiguous-path"));
     }
     record.path = path.clone().into_owned();
-    let host = headers::request_host(view.headers(), view.uri()).map(headers::host_without_port);
+    let host = forwarding::request_host(view.headers(), view.uri()).map(forwarding::host_without_port);
     let route = state.routes.find(host.as_deref(), view.method(), &path).ok_or(Reject::Denied("no-route"))?;
     record.route = Some(route.index);
     record.route_name = Some(route.name.clone());
@@ -156,7 +155,7 @@ fn view(request: &Request<Incoming>, original: Original) -> Result<Request<()>, 
         return Err(Reject::BadRequest("request-target"));
     }
     let host = original.host.ok_or(Reject::BadRequest("missing-host"))?;
-    if !host.to_str().is_ok_and(headers::is_valid_host) {
+    if !host.to_str().is_ok_and(forwarding::is_valid_host) {
         return Err(Reject::BadRequest("invalid-host"));
     }
     let mut headers: HeaderMap = request.headers().clone();

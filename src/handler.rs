@@ -21,7 +21,8 @@ use crate::config::{CorsPolicy, Route};
 use crate::cors;
 use crate::forward_auth;
 use crate::path;
-use crate::proxy::headers::{self, Peer, X_REQUEST_ID};
+use crate::proxy::forwarding::{self, Peer};
+use crate::proxy::headers::{self, X_REQUEST_ID};
 use crate::proxy::{self, ForwardError, HttpClient, Target};
 use crate::reject::{self, Reject};
 use crate::server::{Handler, Remote};
@@ -59,7 +60,7 @@ async fn handle(state: &AppState, client: &HttpClient, remote: &Remote, request:
     let request_id = request_id(state, &peer, request.headers());
     let method = request.method().clone();
     let mut record = AccessRecord {
-        client: Some(headers::client_address(request.headers(), &peer, |ip| state.is_trusted(ip))),
+        client: Some(forwarding::client_address(request.headers(), &peer, |ip| state.is_trusted(ip))),
         ..AccessRecord::default()
     };
     let grpc = reject::grpc_content_type(request.headers());
@@ -130,8 +131,8 @@ async fn process<'s>(
         }
         return auth_endpoints::handle(state, peer, request, endpoint, record).await;
     }
-    let host = headers::request_host(request.headers(), request.uri()).map(str::to_owned);
-    let host_name = host.as_deref().map(headers::host_without_port);
+    let host = forwarding::request_host(request.headers(), request.uri()).map(str::to_owned);
+    let host_name = host.as_deref().map(forwarding::host_without_port);
     // A preflight belongs to the route of the request it asks about.
     let asked = cors::is_preflight(request.method(), request.headers())
         .then(|| cors::requested_method(request.headers()))
@@ -205,7 +206,7 @@ fn check_target(request: &Request<Incoming>) -> Result<(), Reject> {
     }
     match header.or(authority) {
         None => Err(Reject::BadRequest("missing-host")),
-        Some(host) if !headers::is_valid_host(host) => Err(Reject::BadRequest("invalid-host")),
+        Some(host) if !forwarding::is_valid_host(host) => Err(Reject::BadRequest("invalid-host")),
         Some(_) => Ok(()),
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::credential::{self, Credential};
 use crate::auth::machine::{self, MachineError};
 use crate::browser::{self, Decision, RequestInfo};
 use crate::identity::Machine;
-use crate::proxy::headers::{self, Peer};
+use crate::proxy::forwarding::{self, Peer};
 use crate::state::AppState;
 use crate::token_type::{TokenType, TokenTypes};
 
@@ -29,7 +29,7 @@ pub async fn decide_session<B: Sync>(
     record: &mut AccessRecord,
 ) -> Decision {
     let public_url = || browser::public_url(request.headers(), request.uri(), peer.trusted, peer.scheme);
-    let client = || headers::client_address(request.headers(), peer, |ip| state.is_trusted(ip));
+    let client = || forwarding::client_address(request.headers(), peer, |ip| state.is_trusted(ip));
     let info = RequestInfo {
         headers: request.headers(),
         uri: request.uri(),

@@ -11,7 +11,8 @@ use hyper::body::Incoming;
 use reqwest::Url;
 
 use super::forward::{ForwardError, HttpClient, send};
-use super::headers::{self, Peer};
+use super::forwarding::{self, Peer};
+use super::headers;
 use super::request_body::RequestBody;
 use crate::body::Body;
 use crate::config::Secret;
@@ -93,7 +94,7 @@ impl FrontendApiProxy {
         let uri: Uri = target.as_str().parse().map_err(|_| ForwardError::InvalidPath)?;
         let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or(ForwardError::BadGateway)?;
         let headers = request.headers_mut();
-        headers::set_forwarded(headers, peer, None);
+        forwarding::set_forwarded(headers, peer, None);
         headers.insert(HOST, HeaderValue::try_from(host).map_err(|_| ForwardError::BadGateway)?);
         if let Some(url) = &self.proxy_url {
             headers.insert(CLERK_PROXY_URL.clone(), url.clone());

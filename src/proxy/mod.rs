@@ -3,6 +3,7 @@
 //! answer back. Never verifies tokens.
 
 pub mod forward;
+pub mod forwarding;
 pub mod frontend;
 pub mod headers;
 pub mod pool;
@@ -22,7 +23,7 @@ use crate::body::Body;
 use crate::config::Route;
 use crate::server::{ClientUpgrade, ConnectionHold};
 pub use forward::{ForwardError, HttpClient};
-use headers::Peer;
+use forwarding::Peer;
 use request_body::RequestBody;
 
 /// Where and how one request is forwarded.
@@ -75,7 +76,7 @@ pub async fn forward(
     }
     let headers = request.headers_mut();
     apply_route_headers(headers, target.route);
-    headers::set_forwarded(headers, target.peer, target.host);
+    forwarding::set_forwarded(headers, target.peer, target.host);
     headers.insert(headers::X_REQUEST_ID.clone(), target.request_id);
     if !headers.contains_key(HOST)
         && let Some(host) = target.host.and_then(|h| HeaderValue::from_str(h).ok())

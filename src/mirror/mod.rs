@@ -7,6 +7,9 @@
 mod delivery;
 mod error;
 mod file;
+mod pg_feed;
+mod pg_schema;
+mod pg_store;
 mod postgres;
 pub mod records;
 mod schema;

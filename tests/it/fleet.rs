@@ -12,12 +12,32 @@ use serde_json::json;
 
 use crate::common::*;
 
-async fn replica(jwks: &FakeJwks, upstream: SocketAddr, url: &str) -> TestGateway {
-    let config = TestConfig::standard(jwks, upstream)
-        .section("webhook", "signing_secret", WEBHOOK_SECRET)
-        .without("mirror", "path")
-        .mirror("url", url);
-    TestGateway::start(&config).await
+/// A Postgres cluster, keys and an upstream that replicas share.
+struct Fleet {
+    pg: PgCluster,
+    jwks: FakeJwks,
+    upstream: SocketAddr,
+}
+
+impl Fleet {
+    /// `None` (skipped) when Postgres is not installed.
+    async fn start() -> Option<Fleet> {
+        let pg = PgCluster::start()?;
+        Some(Fleet { pg, jwks: FakeJwks::with_key_a().await, upstream: spawn_upstream().await })
+    }
+
+    /// The standard config with webhooks on and the mirror in the fleet's Postgres.
+    fn config(&self) -> TestConfig {
+        TestConfig::standard(&self.jwks, self.upstream)
+            .section("webhook", "signing_secret", WEBHOOK_SECRET)
+            .without("mirror", "path")
+            .mirror("url", self.pg.url())
+    }
+
+    /// One more replica, ready.
+    async fn replica(&self) -> TestGateway {
+        TestGateway::start(&self.config()).await
+    }
 }
 
 async fn applied(gw: &TestGateway, event_type: &str, outcome: &str) -> f64 {
@@ -26,13 +46,10 @@ async fn applied(gw: &TestGateway, event_type: &str, outcome: &str) -> f64 {
 
 #[tokio::test]
 async fn replicas_on_one_postgres_share_users_and_apply_each_delivery_once() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let a = replica(&jwks, upstream, &url).await;
-    let b = replica(&jwks, upstream, &url).await;
-    let c = replica(&jwks, upstream, &url).await;
+    let Some(fleet) = Fleet::start().await else { return };
+    let a = fleet.replica().await;
+    let b = fleet.replica().await;
+    let c = fleet.replica().await;
     let token = key_a().token(&claims());
 
     // A webhook to A makes the user visible in C's headers.
@@ -60,7 +77,7 @@ async fn replicas_on_one_postgres_share_users_and_apply_each_delivery_once() {
     let older = event("user.updated", clerk_user("user_alice", "Older", 30, json!({})));
     let (rn, ro) = tokio::join!(b.deliver("msg_newer", &newer), c.deliver("msg_older", &older));
     assert_eq!((rn.status, ro.status), (200, 200));
-    let fresh = replica(&jwks, upstream, &url).await;
+    let fresh = fleet.replica().await;
     let profile = fresh.get_with_token("/api/x", &token).await.seen("x-user").unwrap();
     assert!(profile.contains("\"first_name\":\"Newest\""), "{profile}");
 
@@ -71,33 +88,28 @@ async fn replicas_on_one_postgres_share_users_and_apply_each_delivery_once() {
     );
     let late = event("user.updated", clerk_user("user_alice", "Zombie", 50, json!({})));
     assert_eq!(b.deliver("msg_late", &late).await.status, 200);
-    let after = replica(&jwks, upstream, &url).await;
+    let after = fleet.replica().await;
     assert_eq!(after.get_with_token("/api/x", &token).await.seen("x-user-email"), None);
     assert_eq!(after.metric("clerk_gateway_mirror_users").await, 0.0);
 }
 
 #[tokio::test]
 async fn a_revocation_one_replica_stores_holds_on_a_replica_that_starts_later() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let a = replica(&jwks, upstream, &url).await;
+    let Some(fleet) = Fleet::start().await else { return };
+    let a = fleet.replica().await;
     let revoked = event("session.revoked", json!({"id": "sess_1", "user_id": "user_alice", "status": "revoked"}));
     assert_eq!(a.deliver("msg_revoked", &revoked).await.status, 200);
     let token = key_a().token(&claims());
     assert_eq!(a.get_with_token("/api/x", &token).await.reason(), "session-revoked");
-    let b = replica(&jwks, upstream, &url).await;
+    let b = fleet.replica().await;
     assert_eq!(b.get_with_token("/api/x", &token).await.reason(), "session-revoked");
 }
 
 #[tokio::test]
 async fn with_postgres_down_webhooks_are_refused_and_nothing_is_lost() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let a = replica(&jwks, upstream, &url).await;
+    let Some(fleet) = Fleet::start().await else { return };
+    let pg = &fleet.pg;
+    let a = fleet.replica().await;
     let token = key_a().token(&claims());
     assert_eq!(a.get_with_token("/api/x", &token).await.status, 200);
 
@@ -128,10 +140,9 @@ fn the_mirror_url_is_checked_key_by_key() {
 
 #[tokio::test]
 async fn the_users_command_reads_a_postgres_mirror() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let a = replica(&jwks, upstream, &pg.url()).await;
+    let Some(fleet) = Fleet::start().await else { return };
+    let pg = &fleet.pg;
+    let a = fleet.replica().await;
     let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({"plan": "pro"})));
     assert_eq!(a.deliver("msg_1", &created).await.status, 200);
     let dir = tempfile::tempdir().unwrap();
@@ -176,15 +187,9 @@ async fn cut_change_feeds(pg: &PgCluster) -> i64 {
 
 #[tokio::test]
 async fn revocations_and_user_changes_reach_every_replica_at_once() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let (a, b, c) = (
-        replica(&jwks, upstream, &url).await,
-        replica(&jwks, upstream, &url).await,
-        replica(&jwks, upstream, &url).await,
-    );
+    let Some(fleet) = Fleet::start().await else { return };
+    let pg = &fleet.pg;
+    let (a, b, c) = (fleet.replica().await, fleet.replica().await, fleet.replica().await);
     let token = key_a().token(&claims());
 
     let created = event("user.created", clerk_user("user_alice", "Alice", 10, json!({})));
@@ -213,7 +218,7 @@ async fn revocations_and_user_changes_reach_every_replica_at_once() {
 
     // A revocation made while the feeds are cut still arrives: each replica reloads the
     // revocations when its feed is back.
-    assert!(cut_change_feeds(&pg).await >= 3, "every replica listens");
+    assert!(cut_change_feeds(pg).await >= 3, "every replica listens");
     let other = key_a().token(&claims_with("sid", json!("sess_2")));
     let revoked = event("session.revoked", json!({"id": "sess_2", "user_id": "user_alice", "status": "revoked"}));
     assert_eq!(a.deliver("msg_4", &revoked).await.status, 200);
@@ -231,15 +236,8 @@ async fn revocations_and_user_changes_reach_every_replica_at_once() {
 #[tokio::test]
 #[ignore = "a measurement, run on purpose"]
 async fn revocation_propagation() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let (a, b, c) = (
-        replica(&jwks, upstream, &url).await,
-        replica(&jwks, upstream, &url).await,
-        replica(&jwks, upstream, &url).await,
-    );
+    let Some(fleet) = Fleet::start().await else { return };
+    let (a, b, c) = (fleet.replica().await, fleet.replica().await, fleet.replica().await);
     let mut took = Vec::new();
     for i in 0..100 {
         let sid = format!("sess_p{i}");
@@ -261,21 +259,11 @@ async fn revocation_propagation() {
 
 #[tokio::test]
 async fn a_logout_on_one_replica_signs_the_session_out_on_the_others() {
-    let Some(pg) = PgCluster::start() else { return };
+    let Some(fleet) = Fleet::start().await else { return };
     let bapi = FakeBapi::start(vec![]).await;
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let on_bapi = |gw: TestConfig| gw.backend_api(&bapi);
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let config = on_bapi(
-            TestConfig::standard(&jwks, upstream)
-                .section("webhook", "signing_secret", WEBHOOK_SECRET)
-                .without("mirror", "path")
-                .mirror("url", url.as_str()),
-        );
-        replicas.push(TestGateway::start(&config).await);
+        replicas.push(TestGateway::start(&fleet.config().backend_api(&bapi)).await);
     }
     let token = key_a().token(&claims());
     for gw in &replicas {
@@ -296,20 +284,15 @@ async fn a_logout_on_one_replica_signs_the_session_out_on_the_others() {
 
 #[tokio::test]
 async fn a_replica_started_while_postgres_is_down_serves_and_becomes_ready_when_it_is_back() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
+    let Some(fleet) = Fleet::start().await else { return };
+    let pg = &fleet.pg;
     // Another replica stored a revocation before this one starts.
-    let first = replica(&jwks, upstream, &pg.url()).await;
+    let first = fleet.replica().await;
     let revoked = event("session.revoked", json!({"id": "sess_1", "user_id": "user_alice", "status": "revoked"}));
     assert_eq!(first.deliver("msg_1", &revoked).await.status, 200);
     pg.stop_server();
 
-    let config = TestConfig::standard(&jwks, upstream)
-        .section("webhook", "signing_secret", WEBHOOK_SECRET)
-        .without("mirror", "path")
-        .mirror("url", pg.url());
-    let late = TestGateway::start_unready(&config).await;
+    let late = TestGateway::start_unready(&fleet.config()).await;
     eventually("it serves", async || late.admin_get("/healthz").await.status == 200).await;
     let readyz = late.admin_get("/readyz").await;
     assert_eq!(readyz.status, 503);
@@ -333,11 +316,9 @@ async fn a_replica_started_while_postgres_is_down_serves_and_becomes_ready_when_
 
 #[tokio::test]
 async fn postgres_stopped_and_restarted_mid_load_loses_no_delivery() {
-    let Some(pg) = PgCluster::start() else { return };
-    let jwks = FakeJwks::with_key_a().await;
-    let upstream = spawn_upstream().await;
-    let url = pg.url();
-    let (a, b) = (replica(&jwks, upstream, &url).await, replica(&jwks, upstream, &url).await);
+    let Some(fleet) = Fleet::start().await else { return };
+    let pg = &fleet.pg;
+    let (a, b) = (fleet.replica().await, fleet.replica().await);
     let deliveries: Vec<(String, serde_json::Value)> = (0..60)
         .map(|i| (format!("msg_load_{i}"), event("user.created", clerk_user(&format!("user_{i}"), "U", 10, json!({})))))
         .collect();

@@ -130,7 +130,11 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), MirrorError> {
     let mut client = pooled(pool).await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS clerk_gateway_schema (version bigint NOT NULL)").await?;
+    // Created when missing (asked first, so Postgres logs no "already exists" notice).
+    let exists: bool = tx.query_one("SELECT to_regclass('clerk_gateway_schema') IS NOT NULL", &[]).await?.get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE clerk_gateway_schema (version bigint NOT NULL)").await?;
+    }
     let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM clerk_gateway_schema", &[]).await?.get(0);
     if current > latest_version() {
         return Err(MirrorError::NewerSchema { found: current, supported: latest_version() });

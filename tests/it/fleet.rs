@@ -364,3 +364,38 @@ async fn postgres_stopped_and_restarted_mid_load_loses_no_delivery() {
 async fn applied_count(gw: &TestGateway) -> f64 {
     applied(gw, "user.created", "applied").await
 }
+
+#[tokio::test]
+async fn nuls_machine_revocations_and_a_newer_schema() {
+    let Some(fleet) = Fleet::start().await else { return };
+    let a = fleet.replica().await;
+    // A NUL, which Postgres cannot store, is dropped rather than blocking the user.
+    let nul = event("user.created", clerk_user("user_nul", "A\u{0}lice", 10, json!({"note": "x\u{0}y"})));
+    assert_eq!(a.deliver("msg_nul", &nul).await.status, 200);
+    // A machine token's revocation is stored with the sessions', for replicas that start later.
+    let revoked = event("apiKey.revoked", json!({"id": "ak_gone", "revoked": true}));
+    assert_eq!(a.deliver("msg_ak", &revoked).await.status, 200);
+    let (client, connection) = tokio_postgres::connect(&fleet.pg.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let name: String =
+        client.query_one("SELECT first_name FROM clerk_users WHERE id = 'user_nul'", &[]).await.unwrap().get(0);
+    assert_eq!(name, "Alice");
+    let stored = client.query("SELECT 1 FROM clerk_revoked_sessions WHERE session_id = 'ak_gone'", &[]).await.unwrap();
+    assert_eq!(stored.len(), 1);
+
+    // A database newer than this build is refused, by name.
+    client.execute("INSERT INTO clerk_gateway_schema (version) VALUES (99)", &[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = format!(
+        "[clerk]\njwt_key_file = \"{}\"\n[mirror]\nurl = \"{}\"\n",
+        fixture_path("rsa_a.pub.pem"),
+        fleet.pg.url()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = gateway(&["users", "count", "-c", config.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("schema version 99 is newer than this build"), "{stderr}");
+    assert!(!stderr.contains("NOTICE"), "{stderr}");
+}

@@ -16,6 +16,11 @@ pub enum Clock {
     Manual(Arc<AtomicI64>),
 }
 
+/// `d` in whole milliseconds, the unit every instant here is in (saturating).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Clock {
     /// A manual clock starting at `unix_ms` milliseconds since the Unix epoch.
     pub fn manual(unix_ms: i64) -> Self {

@@ -16,7 +16,7 @@ use crate::ascii;
 use crate::auth::revocation::RevokedSessions;
 use crate::cache::ExpiringMap;
 use crate::clerk_api::ClerkApi;
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::identity::UserValues;
 use crate::metrics::Metrics;
 use crate::mirror::records::UserRecord;
@@ -183,7 +183,7 @@ impl Directory {
     fn put(&self, user_id: String, entry: Entry, ttl: Duration) {
         let now = self.clock.now_ms();
         let version = entry.version;
-        self.cache.insert_unless(user_id, entry, now + ms(ttl), now, |old| old.version > version);
+        self.cache.insert_unless(user_id, entry, now + clock::millis(ttl), now, |old| old.version > version);
     }
 
     /// Waits (at most `fetch_timeout`) for the one Backend API fill of `user_id`, starting
@@ -316,7 +316,7 @@ impl Directory {
     /// retention.
     fn revoke_in_memory(&self, session_id: &str) {
         let now = self.clock.now_ms();
-        self.revoked.insert(session_id, now.saturating_add(ms(self.revocation_retention)), now);
+        self.revoked.insert(session_id, now.saturating_add(clock::millis(self.revocation_retention)), now);
     }
 
     /// Follows what every replica commits to a shared mirror, for as long as this directory
@@ -383,10 +383,6 @@ impl Directory {
 /// The public metadata of a profile, for `require.metadata`.
 pub fn public_metadata(profile: Option<&UserProfile>) -> Option<&Value> {
     profile.map(|p| &p.record.public_metadata)
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::revocation::RevokedSessions;
 use super::token::{self, JwtClass, MAX_TOKEN_BYTES};
 use crate::clerk_api::model::MachineToken;
 use crate::clerk_api::{ApiError, ClerkApi};
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::config::MachineTokensConfig;
 use crate::identity::Machine;
 use crate::token_type::TokenType;
@@ -245,8 +245,10 @@ impl MachineVerifier {
         };
         let asked = tokio::time::timeout_at(deadline, api.verify_machine_token(kind, token)).await;
         let now_ms = self.clock.now_ms();
-        let refused =
-            |reason: Reason| Verdict { outcome: Err(reason), until_ms: now_ms + ms(self.settings.refusal_ttl) };
+        let refused = |reason: Reason| Verdict {
+            outcome: Err(reason),
+            until_ms: now_ms + clock::millis(self.settings.refusal_ttl),
+        };
         let verdict = match asked {
             Err(_) => {
                 tracing::warn!(kind = kind.as_str(), "the Backend API did not verify a machine token in time");
@@ -277,7 +279,7 @@ impl MachineVerifier {
         let mut machine = Machine::new(kind, found.id, found.subject, checked_scopes(found.scopes)?);
         machine.expires_at_ms = found.expiration;
         machine.claims = found.claims.as_ref().map(|c| self.copied(c)).unwrap_or_default();
-        let until_ms = found.expiration.unwrap_or(i64::MAX).min(now_ms + ms(self.settings.cache_ttl));
+        let until_ms = found.expiration.unwrap_or(i64::MAX).min(now_ms + clock::millis(self.settings.cache_ttl));
         Ok(Verdict { outcome: Ok(Arc::new(machine)), until_ms })
     }
 }
@@ -318,10 +320,6 @@ fn jwt_scopes(kind: TokenType, claims: &Value) -> Vec<String> {
 fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, Reason> {
     let plain = |s: &String| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic() && b != b',');
     if scopes.iter().all(plain) { Ok(scopes) } else { Err(Reason::TokenVerificationFailed) }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

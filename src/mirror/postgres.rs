@@ -25,7 +25,7 @@ use super::pg_store::{
 use super::records::{MembershipRecord, UserRecord};
 use super::store::{StoredUser, Upsert};
 use super::writer::{BatchCounts, DELIVERY_RETENTION};
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 
 /// Connections kept per replica.
 const POOL_SIZE: usize = 16;
@@ -143,7 +143,7 @@ impl PgMirror {
             (Effect::UserDeleted(id), _) => Some(FleetEvent::User { id: id.clone() }),
             (_, Write::RevokeMachineToken { id }) => Some(FleetEvent::Revoked {
                 id: id.clone(),
-                until_ms: now_ms.saturating_add(ms(self.revocation_retention)),
+                until_ms: now_ms.saturating_add(clock::millis(self.revocation_retention)),
             }),
             _ => None,
         };
@@ -166,7 +166,7 @@ impl PgMirror {
                 Effect::UserDeleted(id.clone())
             }
             Write::RevokeSession { session_id, user_id } => {
-                let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+                let until_ms = now_ms.saturating_add(clock::millis(self.revocation_retention));
                 revoke(tx, session_id, user_id.as_deref(), now_ms, until_ms).await?;
                 Effect::SessionRevoked { session_id: session_id.clone(), until_ms }
             }
@@ -187,7 +187,7 @@ impl PgMirror {
             Write::RevokeMachineToken { id } => {
                 // Kept with the sessions' revocations, so a replica that starts, or whose
                 // feed was cut, reloads it too.
-                let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+                let until_ms = now_ms.saturating_add(clock::millis(self.revocation_retention));
                 revoke(tx, id, None, now_ms, until_ms).await?;
                 Effect::NotMirrored
             }
@@ -260,7 +260,7 @@ impl PgMirror {
     /// `MirrorError` when the database refuses.
     pub async fn revoke_session(&self, session_id: &str, user_id: Option<&str>) -> Result<i64, MirrorError> {
         let now_ms = self.clock.now_ms();
-        let until_ms = now_ms.saturating_add(ms(self.revocation_retention));
+        let until_ms = now_ms.saturating_add(clock::millis(self.revocation_retention));
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         revoke(&*tx, session_id, user_id, now_ms, until_ms).await?;
@@ -329,7 +329,7 @@ impl PgMirror {
         {
             return;
         }
-        let before = now_ms - ms(DELIVERY_RETENTION);
+        let before = now_ms - clock::millis(DELIVERY_RETENTION);
         let pruned = async {
             let client = self.client().await?;
             client.execute("DELETE FROM clerk_webhook_deliveries WHERE received_at < $1", &[&before]).await?;
@@ -357,8 +357,4 @@ fn display_url(config: &tokio_postgres::Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("");
     format!("postgres://{user}@{host}:{port}/{}", config.get_dbname().unwrap_or(""))
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
